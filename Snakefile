@@ -1,0 +1,20 @@
+# MACAW reproduction pipeline. Stages live in workflow/rules/, one file each; see README.
+#   snakemake --cores all                                   # default scale, every target
+#   snakemake --cores all --configfile config/smoke.yaml    # the whole DAG in minutes
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/behaviour.smk"
+include: "workflow/rules/buffers.smk"
+include: "workflow/rules/splits.smk"
+include: "workflow/rules/figures.smk"
+
+
+# The default target: every figure, table and split that exists so far. It lives here, not
+# in an included file, because Snakemake 9 never picks a rule of an included file as the
+# default target (not even with `default_target: True`).
+rule all:
+    input:
+        "results/fig8.pdf",
+        "results/fig8.csv",
+        all_split_files(),

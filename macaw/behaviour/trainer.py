@@ -1,0 +1,295 @@
+"""Train one behaviour policy per task, all tasks of a family at once, keeping every transition.
+
+The paper's offline data is the *lifetime* replay buffer of a policy trained from scratch on
+each task (Section 5, Appendix C; SAC, TD3 for cheetah-vel). :func:`train_behaviour` runs the
+tasks of a family in lock-step: one environment per task, one batched ensemble agent
+(:mod:`macaw.behaviour.agents`), one gradient step per environment step (UTD 1). Every
+transition is kept; at the end each task's unfinished last episode is dropped, so each
+task's lifetime ends on an episode boundary (see :func:`macaw.data.compute_mc_returns`).
+
+Runs are resumable: every ``checkpoint_every`` steps the networks, optimisers, replay,
+environment simulator states (``mujoco.mj_getState``) and every RNG are saved atomically; a
+killed run started again with the same arguments continues from there.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import gymnasium as gym
+import h5py
+import mujoco
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from macaw.behaviour.agents import AGENTS, TransitionBatch
+from macaw.envs import get_family, make_task_env
+
+log = logging.getLogger(__name__)
+
+LIFETIME_FORMAT = "macaw-lifetime-1"
+
+
+@dataclass
+class BehaviourConfig:
+    """How the behaviour policies of one task family are trained."""
+
+    family: str
+    """Task family name, e.g. ``cheetah-vel`` (see :data:`macaw.envs.FAMILIES`)."""
+    tasks: list[int]
+    """Task ids trained together as one ensemble."""
+    algorithm: str = "sac"
+    """``sac`` or ``td3`` (the paper uses TD3 for cheetah-vel, SAC elsewhere)."""
+    total_steps: int = 30_000
+    """Environment steps per task (the length of each task's lifetime buffer)."""
+    learning_starts: int = 2_000
+    """Uniform-random actions for this many steps before learning starts."""
+    hidden: list[int] = field(default_factory=lambda: [128, 128])
+    """Hidden layer widths of actor and critics."""
+    batch_size: int = 128
+    """Transitions per task per gradient step."""
+    lr_actor: float = 3e-4
+    """Actor (and SAC temperature) learning rate."""
+    lr_critic: float = 1e-3
+    """Critic learning rate."""
+    gamma: float = 0.99
+    """Discount factor."""
+    tau: float = 0.005
+    """Polyak rate of the target networks."""
+    seed: int = 0
+    """Seeds torch, numpy and every environment."""
+    checkpoint_every: int = 5_000
+    """Save a resumable checkpoint every this many steps (0: never)."""
+    log_every: int = 1_000
+    """Log per-task returns every this many steps."""
+
+    @classmethod
+    def from_dict(cls, family: str, values: dict) -> "BehaviourConfig":
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - names)
+        if unknown:
+            raise ValueError(f"behaviour config of {family!r}: unknown field(s) {unknown}; "
+                             f"expected a subset of {sorted(names - {'family'})}")
+        return cls(family=family, **values)
+
+
+class TaskEnvs:
+    """One environment per task, stepped together; resets finished episodes itself."""
+
+    def __init__(self, family: str, tasks: list[int], seed: int):
+        self.envs = [make_task_env(family, t) for t in tasks]
+        self.obs = np.stack([env.reset(seed=seed * 10_000 + t)[0]
+                             for env, t in zip(self.envs, tasks)]).astype(np.float32)
+        self.episode_return = np.zeros(len(tasks))
+        self.episode_length = np.zeros(len(tasks), dtype=np.int64)
+
+    def step(self, actions: np.ndarray):
+        """Step every env; returns (obs, next_obs, rewards, terminals, timeouts, finished)
+        where ``finished`` lists ``(task_index, episode_return, episode_length)``."""
+        n = len(self.envs)
+        next_obs = np.empty_like(self.obs)
+        rewards = np.empty(n, dtype=np.float32)
+        terminals = np.zeros(n, dtype=bool)
+        timeouts = np.zeros(n, dtype=bool)
+        finished = []
+        obs = self.obs.copy()
+        for i, env in enumerate(self.envs):
+            o, r, term, trunc, _ = env.step(actions[i])
+            next_obs[i], rewards[i] = o, r
+            terminals[i], timeouts[i] = term, trunc and not term
+            self.episode_return[i] += r
+            self.episode_length[i] += 1
+            if term or trunc:
+                finished.append((i, self.episode_return[i], int(self.episode_length[i])))
+                self.episode_return[i], self.episode_length[i] = 0.0, 0
+                o, _ = env.reset()
+            self.obs[i] = o
+        return obs, next_obs, rewards, terminals, timeouts, finished
+
+    def get_state(self) -> list[dict]:
+        """Exact simulator, time-limit and RNG state of every env (for checkpoints)."""
+        states = []
+        for env in self.envs:
+            u = env.unwrapped
+            spec = mujoco.mjtState.mjSTATE_INTEGRATION
+            sim = np.empty(mujoco.mj_stateSize(u.model, spec))
+            mujoco.mj_getState(u.model, u.data, sim, spec)
+            states.append({"sim": sim, "elapsed": _time_limit(env)._elapsed_steps,
+                           "rng": u.np_random.bit_generator.state})
+        return states
+
+    def set_state(self, states: list[dict], obs: np.ndarray, ep_return, ep_length) -> None:
+        for env, s in zip(self.envs, states):
+            u = env.unwrapped
+            mujoco.mj_setState(u.model, u.data, s["sim"], mujoco.mjtState.mjSTATE_INTEGRATION)
+            mujoco.mj_forward(u.model, u.data)
+            _time_limit(env)._elapsed_steps = s["elapsed"]
+            u.np_random.bit_generator.state = s["rng"]
+        self.obs[:] = obs
+        self.episode_return[:] = ep_return
+        self.episode_length[:] = ep_length
+
+
+def _time_limit(env: gym.Env) -> gym.wrappers.TimeLimit:
+    while not isinstance(env, gym.wrappers.TimeLimit):
+        env = env.env
+    return env
+
+
+class LifetimeReplay:
+    """Every transition of every task, in order: tensors of shape ``(T, total_steps, ...)``."""
+
+    KEYS = ("observations", "actions", "rewards", "next_observations", "terminals", "timeouts")
+
+    def __init__(self, n_tasks: int, capacity: int, obs_dim: int, act_dim: int):
+        shapes = {"observations": (obs_dim,), "actions": (act_dim,), "rewards": (),
+                  "next_observations": (obs_dim,), "terminals": (), "timeouts": ()}
+        self.data = {k: torch.zeros((n_tasks, capacity, *shapes[k]),
+                                    dtype=torch.bool if k in ("terminals", "timeouts")
+                                    else torch.float32) for k in self.KEYS}
+        self.size = 0
+        self.task_index = torch.arange(n_tasks).unsqueeze(1)
+
+    def add(self, **step: np.ndarray) -> None:
+        for k in self.KEYS:
+            self.data[k][:, self.size] = torch.from_numpy(np.asarray(step[k]))
+        self.size += 1
+
+    def sample(self, batch_size: int, generator: torch.Generator) -> TransitionBatch:
+        n_tasks = self.task_index.shape[0]
+        idx = torch.randint(0, self.size, (n_tasks, batch_size), generator=generator)
+        d, t = self.data, self.task_index
+        return TransitionBatch(d["observations"][t, idx], d["actions"][t, idx],
+                               d["rewards"][t, idx], d["next_observations"][t, idx],
+                               d["terminals"][t, idx].float())
+
+
+def _atomic_torch_save(obj, path: Path) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+def train_behaviour(cfg: BehaviourConfig, lifetime_path: Path, policy_path: Path,
+                    checkpoint_path: Path | None = None, progress: bool = True) -> Path:
+    """Train ``cfg.tasks`` of ``cfg.family`` together; write their lifetimes to ``lifetime_path``.
+
+    ``lifetime_path`` (HDF5) gets one group per task (``task07`` ...) with the raw transition
+    arrays and the episode returns, cut at the last finished episode; ``policy_path`` gets
+    the final agent weights. Both are written atomically. ``checkpoint_path`` (default:
+    beside ``lifetime_path``) holds the resumable state and is removed on success.
+    """
+    family = get_family(cfg.family)
+    if cfg.algorithm not in AGENTS:
+        raise ValueError(f"behaviour config of {cfg.family!r}: algorithm {cfg.algorithm!r} "
+                         f"unknown; expected one of {sorted(AGENTS)}")
+    if cfg.batch_size > cfg.learning_starts:
+        raise ValueError(f"behaviour config of {cfg.family!r}: batch_size ({cfg.batch_size}) "
+                         f"must not exceed learning_starts ({cfg.learning_starts})")
+    lifetime_path, policy_path = Path(lifetime_path), Path(policy_path)
+    checkpoint_path = Path(checkpoint_path or lifetime_path.with_name("resume.pt"))
+    lifetime_path.parent.mkdir(parents=True, exist_ok=True)
+
+    torch.manual_seed(cfg.seed)
+    rng = np.random.default_rng(cfg.seed)
+    sample_gen = torch.Generator().manual_seed(cfg.seed + 1)
+    envs = TaskEnvs(cfg.family, cfg.tasks, cfg.seed)
+    obs_dim = envs.envs[0].observation_space.shape[0]
+    act_dim = envs.envs[0].action_space.shape[0]
+    agent = AGENTS[cfg.algorithm](len(cfg.tasks), obs_dim, act_dim, list(cfg.hidden),
+                                  lr_actor=cfg.lr_actor, lr_critic=cfg.lr_critic,
+                                  gamma=cfg.gamma, tau=cfg.tau)
+    replay = LifetimeReplay(len(cfg.tasks), cfg.total_steps, obs_dim, act_dim)
+    episodes: list[list[tuple[float, int]]] = [[] for _ in cfg.tasks]  # (return, end step)
+
+    start = 0
+    if checkpoint_path.exists():
+        ckpt = torch.load(checkpoint_path, weights_only=False)
+        if ckpt["config"] != dataclasses.asdict(cfg):
+            raise ValueError(f"{checkpoint_path}: checkpoint was written with another config; "
+                             "delete it to start afresh")
+        agent.load_state_dict(ckpt["agent"])
+        for k in replay.KEYS:
+            replay.data[k][:, :ckpt["step"]] = ckpt["replay"][k]
+        replay.size = start = ckpt["step"]
+        episodes = ckpt["episodes"]
+        envs.set_state(ckpt["envs"], ckpt["obs"], ckpt["ep_return"], ckpt["ep_length"])
+        torch.set_rng_state(ckpt["torch_rng"])
+        rng.bit_generator.state = ckpt["numpy_rng"]
+        sample_gen.set_state(ckpt["sample_rng"])
+        log.info("%s: resumed from %s at step %d", cfg.family, checkpoint_path, start)
+
+    def save_checkpoint(step: int) -> None:
+        _atomic_torch_save({
+            "config": dataclasses.asdict(cfg), "step": step, "agent": agent.state_dict(),
+            "replay": {k: v[:, :step].clone() for k, v in replay.data.items()},
+            "episodes": episodes, "envs": envs.get_state(), "obs": envs.obs.copy(),
+            "ep_return": envs.episode_return.copy(), "ep_length": envs.episode_length.copy(),
+            "torch_rng": torch.get_rng_state(), "numpy_rng": rng.bit_generator.state,
+            "sample_rng": sample_gen.get_state(),
+        }, checkpoint_path)
+
+    t0 = time.perf_counter()
+    bar = tqdm(total=cfg.total_steps, initial=start, disable=not progress,
+               desc=f"behaviour {cfg.family} ({len(cfg.tasks)} tasks, {cfg.algorithm})",
+               unit="step", dynamic_ncols=True)
+    for step in range(start, cfg.total_steps):
+        if step < cfg.learning_starts:
+            actions = rng.uniform(-1.0, 1.0, size=(len(cfg.tasks), act_dim)).astype(np.float32)
+        else:
+            actions = agent.act(torch.from_numpy(envs.obs)).numpy()
+        obs, next_obs, rewards, terminals, timeouts, finished = envs.step(actions)
+        replay.add(observations=obs, actions=actions, rewards=rewards,
+                   next_observations=next_obs, terminals=terminals, timeouts=timeouts)
+        for i, ret, _ in finished:
+            episodes[i].append((float(ret), step + 1))
+        if step + 1 >= cfg.learning_starts:
+            agent.update(replay.sample(cfg.batch_size, sample_gen))
+        bar.update(1)
+        if (step + 1) % cfg.log_every == 0 or step + 1 == cfg.total_steps:
+            last = [ep[-1][0] if ep else float("nan") for ep in episodes]
+            bar.set_postfix(mean_return=f"{np.nanmean(last):.1f}" if episodes[0] else "n/a")
+            log.info("%s step %d (%.0f steps/s): last episode return per task: %s", cfg.family,
+                     step + 1, (step + 1 - start) / (time.perf_counter() - t0),
+                     ", ".join(f"t{t:02d} {r:.1f}" for t, r in zip(cfg.tasks, last)))
+        if cfg.checkpoint_every and (step + 1) % cfg.checkpoint_every == 0 \
+                and step + 1 < cfg.total_steps:
+            save_checkpoint(step + 1)
+    bar.close()
+
+    _write_lifetime(lifetime_path, cfg, replay, episodes, family.env_id,
+                    elapsed=time.perf_counter() - t0)
+    _atomic_torch_save({"config": dataclasses.asdict(cfg), "agent": agent.state_dict(),
+                        "obs_dim": obs_dim, "act_dim": act_dim}, policy_path)
+    checkpoint_path.unlink(missing_ok=True)
+    return lifetime_path
+
+
+def _write_lifetime(path: Path, cfg: BehaviourConfig, replay: LifetimeReplay,
+                    episodes: list[list[tuple[float, int]]], env_id: str, elapsed: float) -> None:
+    """Write every task's transitions up to its last finished episode, atomically."""
+    tmp = path.with_name(path.name + ".tmp")
+    with h5py.File(tmp, "w") as f:
+        f.attrs.update({"format": LIFETIME_FORMAT, "family": cfg.family, "env_id": env_id,
+                        "algorithm": cfg.algorithm, "policy_steps": cfg.total_steps,
+                        "config": json.dumps(dataclasses.asdict(cfg)),
+                        "wall_clock_s": elapsed})
+        for i, task in enumerate(cfg.tasks):
+            if not episodes[i]:
+                raise RuntimeError(f"{cfg.family} task {task}: no episode finished within "
+                                   f"{cfg.total_steps} steps; raise total_steps")
+            end = episodes[i][-1][1]
+            g = f.create_group(f"task{task:02d}")
+            g.attrs["task_id"] = task
+            for k in replay.KEYS:
+                g.create_dataset(k, data=replay.data[k][i, :end].numpy())
+            g.create_dataset("episode_returns",
+                             data=np.array([r for r, _ in episodes[i]], dtype=np.float32))
+    os.replace(tmp, path)

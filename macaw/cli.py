@@ -1,0 +1,150 @@
+"""The ``macaw`` command. Snakemake rules call its subcommands; each parses its arguments and
+calls one library function that does the work.
+
+Run ``macaw --help`` or ``macaw SUBCOMMAND --help``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+
+
+def _json_arg(text: str) -> dict:
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise argparse.ArgumentTypeError(f"not valid JSON ({err}): {text[:80]!r}") from err
+    if not isinstance(value, dict):
+        raise argparse.ArgumentTypeError(f"expected a JSON object, got {type(value).__name__}")
+    return value
+
+
+def _set_threads(n: int) -> None:
+    import torch
+
+    torch.set_num_threads(max(1, n))
+
+
+def cmd_train_behaviour(args: argparse.Namespace) -> None:
+    from macaw.behaviour import BehaviourConfig, train_behaviour
+
+    _set_threads(args.threads)
+    cfg = BehaviourConfig.from_dict(args.family, {**args.params, "tasks": args.tasks,
+                                                  "seed": args.seed})
+    train_behaviour(cfg, args.lifetime, args.policy, progress=not args.no_progress)
+
+
+def cmd_export_buffer(args: argparse.Namespace) -> None:
+    from macaw.behaviour.export import export_task_buffer
+
+    export_task_buffer(args.lifetime, args.task, args.out, gamma=args.gamma)
+
+
+def cmd_make_split(args: argparse.Namespace) -> None:
+    from macaw.data.splits import make_split, write_split
+    from macaw.envs import get_family
+
+    family = get_family(args.family)
+    split = make_split(args.family, args.split, family.n_tasks, available=args.available)
+    write_split(args.out, split, {"family": args.family, "split": args.split,
+                                  "available": args.available})
+
+
+def cmd_plot_fig8(args: argparse.Namespace) -> None:
+    from macaw.plotting.fig8 import plot_fig8
+
+    plot_fig8(args.buffers, args.pdf, args.csv)
+
+
+def cmd_export_minari(args: argparse.Namespace) -> None:
+    from macaw.data.minari_export import export_minari
+
+    dataset = export_minari(args.buffers, args.dataset_id, args.root)
+    print(f"wrote minari dataset {args.dataset_id!r} ({dataset.total_episodes} episodes, "
+          f"{dataset.total_steps} steps) under {args.root}")
+
+
+def cmd_inspect_buffer(args: argparse.Namespace) -> None:
+    from macaw.data import load_task_buffer
+
+    for path in args.buffers:
+        b = load_task_buffer(path)
+        r = b.episode_returns
+        print(f"{path}: {b.family} task {b.task_id} ({b.env_id}, {b.algorithm}), "
+              f"{len(b)} transitions, {b.n_episodes} episodes, return first {r[0]:.1f} "
+              f"last {r[-1]:.1f} max {r.max():.1f}, params {json.dumps(b.task_params)}")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="macaw", description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="SUBCOMMAND")
+
+    p = sub.add_parser("train-behaviour", help="train one behaviour policy per task (batched "
+                       "ensemble) and keep every transition of its lifetime")
+    p.add_argument("--family", required=True, help="task family, e.g. cheetah-vel")
+    p.add_argument("--tasks", type=int, nargs="+", required=True, help="task ids to train")
+    p.add_argument("--params", type=_json_arg, default={},
+                   help="JSON object of BehaviourConfig fields (see macaw.behaviour.trainer)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=int, default=1, help="torch CPU threads")
+    p.add_argument("--lifetime", type=Path, required=True, help="output lifetime HDF5")
+    p.add_argument("--policy", type=Path, required=True, help="output policy weights (.pt)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_train_behaviour)
+
+    p = sub.add_parser("export-buffer", help="write one task's buffer file (HDF5, SPEC §3) "
+                       "from a family's lifetime file")
+    p.add_argument("--lifetime", type=Path, required=True)
+    p.add_argument("--task", type=int, required=True)
+    p.add_argument("--gamma", type=float, default=0.99, help="discount of the MC returns")
+    p.add_argument("--out", type=Path, required=True)
+    p.set_defaults(func=cmd_export_buffer)
+
+    p = sub.add_parser("make-split", help="write a train/test task split as JSON")
+    p.add_argument("--family", required=True)
+    p.add_argument("--split", required=True, help="e.g. standard, sparse20, extrapolation")
+    p.add_argument("--available", type=int, nargs="+", default=None,
+                   help="task ids that have buffers (default: all tasks of the family)")
+    p.add_argument("--out", type=Path, required=True)
+    p.set_defaults(func=cmd_make_split)
+
+    p = sub.add_parser("plot-fig8", help="behaviour-policy learning curves (paper Fig. 8)")
+    p.add_argument("--buffers", type=Path, nargs="+", required=True)
+    p.add_argument("--pdf", type=Path, required=True)
+    p.add_argument("--csv", type=Path, required=True)
+    p.set_defaults(func=cmd_plot_fig8)
+
+    p = sub.add_parser("export-minari", help="export buffers as a Minari dataset (no download)")
+    p.add_argument("--buffers", type=Path, nargs="+", required=True)
+    p.add_argument("--dataset-id", required=True, help="e.g. macaw/cheetah-vel-task03-v0")
+    p.add_argument("--root", type=Path, required=True, help="Minari datasets directory")
+    p.set_defaults(func=cmd_export_minari)
+
+    p = sub.add_parser("inspect-buffer", help="validate buffer files and print a summary")
+    p.add_argument("buffers", type=Path, nargs="+")
+    p.set_defaults(func=cmd_inspect_buffer)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        args.func(args)
+    except (ValueError, KeyError, FileNotFoundError) as err:
+        # Bad input: one clear line, no traceback, non-zero exit.
+        print(f"macaw {args.command}: error: {err}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Figures: one function per paper figure, each writing a PDF and the CSV it plots."""

@@ -1,0 +1,375 @@
+"""Buffer format, MC returns, quality windows and samplers (macaw.data)."""
+
+from __future__ import annotations
+
+import json
+
+import h5py
+import numpy as np
+import pytest
+import torch
+
+import macaw.data.buffer as buffer_module
+from macaw.data import (
+    SCHEMA_VERSION,
+    Batch,
+    BufferSchemaError,
+    compute_mc_returns,
+    contiguous_indices,
+    load_task_buffer,
+    sample_contiguous,
+    sample_uniform,
+    uniform_indices,
+    window_indices,
+    write_task_buffer,
+)
+
+OBS_DIM, ACT_DIM = 3, 2
+
+
+def synthetic(episode_lengths, seed=0, last_ends=True):
+    """Arrays for consecutive episodes; episode k's rewards are all equal to k (easy to identify)."""
+    rng = np.random.default_rng(seed)
+    n = sum(episode_lengths)
+    terminals = np.zeros(n, bool)
+    timeouts = np.zeros(n, bool)
+    rewards = np.zeros(n, np.float32)
+    pos = 0
+    for k, length in enumerate(episode_lengths):
+        rewards[pos : pos + length] = k
+        # alternate: even episodes time out, odd ones terminate
+        (timeouts if k % 2 == 0 else terminals)[pos + length - 1] = True
+        pos += length
+    if not last_ends:
+        terminals[-1] = timeouts[-1] = False
+    return dict(
+        observations=rng.normal(size=(n, OBS_DIM)).astype(np.float32),
+        actions=rng.uniform(-1, 1, size=(n, ACT_DIM)).astype(np.float32),
+        rewards=rewards,
+        next_observations=rng.normal(size=(n, OBS_DIM)).astype(np.float32),
+        terminals=terminals,
+        timeouts=timeouts,
+    )
+
+
+META = dict(
+    env_id="HalfCheetah-v5",
+    family="cheetah-vel",
+    task_id=3,
+    task_params={"target_velocity": 0.3},
+    gamma=0.99,
+    policy_steps=1234,
+    algorithm="td3",
+    config={"seed": 1, "steps": 1234},
+)
+
+
+def write(path, lengths=(4, 3, 5), **overrides):
+    arrays = synthetic(lengths)
+    kwargs = {**arrays, **META, **overrides}
+    return write_task_buffer(path, **kwargs), arrays
+
+
+# ---------------------------------------------------------------- MC returns
+
+
+def test_mc_returns_hand_computed_two_episodes():
+    rewards = np.array([1, 2, 3, 4, 5], np.float32)
+    terminals = np.array([0, 0, 1, 0, 0], bool)
+    timeouts = np.array([0, 0, 0, 0, 1], bool)
+    got = compute_mc_returns(rewards, terminals, timeouts, 0.5)
+    expected = [1 + 0.5 * 2 + 0.25 * 3, 2 + 0.5 * 3, 3, 4 + 0.5 * 5, 5]
+    assert got.dtype == np.float32
+    np.testing.assert_allclose(got, expected, rtol=0, atol=1e-6)
+
+
+def test_mc_returns_match_reverse_loop_on_long_buffer():
+    rng = np.random.default_rng(1)
+    n = 2000
+    rewards = rng.normal(size=n)
+    timeouts = np.zeros(n, bool)
+    timeouts[199::200] = True
+    terminals = rng.random(n) < 0.01
+    gamma = 0.99
+    ref = np.zeros(n)
+    running = 0.0
+    for t in range(n - 1, -1, -1):
+        if terminals[t] or timeouts[t]:
+            running = 0.0
+        running = rewards[t] + gamma * running
+        ref[t] = running
+    np.testing.assert_allclose(compute_mc_returns(rewards, terminals, timeouts, gamma), ref, rtol=1e-5, atol=1e-5)
+
+
+# ---------------------------------------------------------------- round trip
+
+
+def test_write_load_round_trip_every_key_and_attr(tmp_path):
+    succ = np.array([0.0, 1.0, 1.0], np.float32)
+    path, arrays = write(tmp_path / "task03.h5", episode_successes=succ)
+    buf = load_task_buffer(path)
+    for key, value in arrays.items():
+        np.testing.assert_array_equal(getattr(buf, key), value)
+    assert buf.terminals.dtype == np.bool_ and buf.timeouts.dtype == np.bool_
+    assert buf.observations.dtype == np.float32
+    np.testing.assert_array_equal(buf.episode_starts, [0, 4, 7])
+    assert buf.episode_starts.dtype == np.int64
+    # rewards of episode k are all k: returns 0*4, 1*3, 2*5
+    np.testing.assert_allclose(buf.episode_returns, [0.0, 3.0, 10.0])
+    np.testing.assert_allclose(
+        buf.mc_returns,
+        compute_mc_returns(arrays["rewards"], arrays["terminals"], arrays["timeouts"], 0.99),
+    )
+    np.testing.assert_array_equal(buf.episode_successes, succ)
+    assert buf.schema_version == SCHEMA_VERSION
+    assert buf.env_id == "HalfCheetah-v5"
+    assert buf.family == "cheetah-vel"
+    assert buf.task_id == 3
+    assert buf.task_params == {"target_velocity": 0.3}
+    assert buf.gamma == 0.99
+    assert buf.policy_steps == 1234
+    assert buf.algorithm == "td3"
+    assert buf.config == {"seed": 1, "steps": 1234}
+    assert buf.created_by.startswith("macaw ")
+    assert len(buf) == 12 and buf.n_episodes == 3
+    assert buf.episode_slices() == [slice(0, 4), slice(4, 7), slice(7, 12)]
+    assert not list(tmp_path.glob("*.tmp"))  # temp file renamed away
+
+
+# ---------------------------------------------------------------- errors on write
+
+
+def test_write_rejects_unfinished_last_episode(tmp_path):
+    arrays = synthetic((4, 3), last_ends=False)
+    with pytest.raises(ValueError, match="last transition"):
+        write_task_buffer(tmp_path / "x.h5", **arrays, **META)
+    assert not (tmp_path / "x.h5").exists()
+
+
+@pytest.mark.parametrize(
+    "field, bad",
+    [
+        ("actions", np.zeros((7, ACT_DIM + 1, 1), np.float32)),
+        ("rewards", np.zeros(6, np.float32)),
+        ("next_observations", np.zeros((7, OBS_DIM + 1), np.float32)),
+        ("timeouts", np.zeros(8, bool)),
+    ],
+)
+def test_write_rejects_wrong_shape_naming_field(tmp_path, field, bad):
+    arrays = synthetic((4, 3))
+    arrays[field] = bad
+    with pytest.raises(ValueError, match=f"'{field}'.*expected.*found"):
+        write_task_buffer(tmp_path / "x.h5", **arrays, **META)
+
+
+# ---------------------------------------------------------------- errors on load
+
+
+def test_load_missing_key_names_file_and_key(tmp_path):
+    path, _ = write(tmp_path / "task03.h5")
+    with h5py.File(path, "a") as f:
+        del f["mc_returns"]
+    with pytest.raises(BufferSchemaError) as info:
+        load_task_buffer(path)
+    assert "task03.h5" in str(info.value) and "mc_returns" in str(info.value)
+
+
+def test_load_wrong_shape_names_file_and_key(tmp_path):
+    path, _ = write(tmp_path / "task03.h5")
+    with h5py.File(path, "a") as f:
+        data = f["rewards"][()]
+        del f["rewards"]
+        f["rewards"] = data[:-1]
+    with pytest.raises(BufferSchemaError) as info:
+        load_task_buffer(path)
+    msg = str(info.value)
+    assert "task03.h5" in msg and "rewards" in msg and "12" in msg and "11" in msg
+
+
+def test_load_2d_observations_required(tmp_path):
+    path, _ = write(tmp_path / "task03.h5")
+    with h5py.File(path, "a") as f:
+        data = f["observations"][()]
+        del f["observations"]
+        f["observations"] = data[:, 0]
+    with pytest.raises(BufferSchemaError, match="observations"):
+        load_task_buffer(path)
+
+
+def test_load_wrong_schema_version(tmp_path):
+    path, _ = write(tmp_path / "task03.h5")
+    with h5py.File(path, "a") as f:
+        f.attrs["schema_version"] = SCHEMA_VERSION + 1
+    with pytest.raises(BufferSchemaError) as info:
+        load_task_buffer(path)
+    msg = str(info.value)
+    assert "task03.h5" in msg and "schema_version" in msg and str(SCHEMA_VERSION + 1) in msg
+
+
+def test_load_missing_attribute(tmp_path):
+    path, _ = write(tmp_path / "task03.h5")
+    with h5py.File(path, "a") as f:
+        del f.attrs["gamma"]
+    with pytest.raises(BufferSchemaError, match="task03.h5.*gamma"):
+        load_task_buffer(path)
+
+
+def test_load_inconsistent_episode_starts(tmp_path):
+    path, _ = write(tmp_path / "task03.h5")
+    with h5py.File(path, "a") as f:
+        f["episode_starts"][1] = 5
+    with pytest.raises(BufferSchemaError, match="episode_starts"):
+        load_task_buffer(path)
+
+
+def test_load_truncated_file(tmp_path):
+    path, _ = write(tmp_path / "task03.h5", lengths=(200, 200))
+    size = path.stat().st_size
+    with open(path, "r+b") as fh:
+        fh.truncate(size // 2)
+    with pytest.raises(BufferSchemaError, match="task03.h5"):
+        load_task_buffer(path)
+
+
+def test_load_non_hdf5_and_missing_file(tmp_path):
+    junk = tmp_path / "junk.h5"
+    junk.write_text("not hdf5")
+    with pytest.raises(BufferSchemaError, match="junk.h5"):
+        load_task_buffer(junk)
+    with pytest.raises(BufferSchemaError, match="absent.h5"):
+        load_task_buffer(tmp_path / "absent.h5")
+
+
+# ---------------------------------------------------------------- atomic write
+
+
+def _fail_after(monkeypatch, n_ok):
+    real = h5py.Group.create_dataset
+    calls = {"n": 0}
+
+    def flaky(self, *args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] > n_ok:
+            raise RuntimeError("simulated crash mid-write")
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(h5py.Group, "create_dataset", flaky)
+    return calls
+
+
+def test_atomic_write_leaves_no_file_when_crashing(tmp_path, monkeypatch):
+    calls = _fail_after(monkeypatch, 3)
+    with pytest.raises(RuntimeError, match="simulated"):
+        write(tmp_path / "task03.h5")
+    assert calls["n"] == 4  # it really crashed midway, after three datasets
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_atomic_write_keeps_existing_good_file(tmp_path, monkeypatch):
+    path, _ = write(tmp_path / "task03.h5")
+    before = path.read_bytes()
+    _fail_after(monkeypatch, 3)
+    with pytest.raises(RuntimeError, match="simulated"):
+        write(tmp_path / "task03.h5", lengths=(2, 2), task_id=9)
+    assert path.read_bytes() == before
+    monkeypatch.undo()
+    assert load_task_buffer(path).task_id == 3
+    assert [p.name for p in tmp_path.iterdir()] == ["task03.h5"]
+
+
+# ---------------------------------------------------------------- windows
+
+
+@pytest.fixture
+def ten_episodes(tmp_path):
+    # episode k has length k + 2 and rewards all equal to k
+    path, _ = write(tmp_path / "ten.h5", lengths=tuple(k + 2 for k in range(10)))
+    return load_task_buffer(path)
+
+
+def _episodes_of(buf, idx):
+    return sorted(set(buf.rewards[idx].astype(int).tolist()))
+
+
+def test_windows_pick_first_middle_last_episodes(ten_episodes):
+    buf = ten_episodes
+    bad = window_indices(buf, "bad", 3)
+    med = window_indices(buf, "medium", 3)
+    good = window_indices(buf, "good", 3)
+    assert _episodes_of(buf, bad) == [0, 1, 2]
+    assert _episodes_of(buf, med) == [4, 5, 6]
+    assert _episodes_of(buf, good) == [7, 8, 9]
+    # whole episodes, contiguous transition indices
+    assert bad.tolist() == list(range(0, 2 + 3 + 4))
+    assert good.tolist() == list(range(len(buf) - (9 + 10 + 11), len(buf)))
+    assert np.all(np.diff(med) == 1) and med.size == 6 + 7 + 8
+
+
+def test_windows_clip_and_reject_unknown(ten_episodes):
+    buf = ten_episodes
+    for quality in ("bad", "medium", "good"):
+        assert window_indices(buf, quality, 500).tolist() == list(range(len(buf)))
+    with pytest.raises(ValueError, match="excellent"):
+        window_indices(buf, "excellent", 3)
+
+
+# ---------------------------------------------------------------- samplers
+
+
+def test_contiguous_sampler_stays_in_window(ten_episodes):
+    buf = ten_episodes
+    window = window_indices(buf, "good", 3)
+    rng = np.random.default_rng(0)
+    starts = set()
+    for _ in range(200):
+        idx = contiguous_indices(buf, 8, rng, window)
+        assert np.all(np.diff(idx) == 1)
+        assert idx[0] >= window[0] and idx[-1] <= window[-1]
+        starts.add(int(idx[0]))
+    assert len(starts) == window.size - 8 + 1  # every legal start is reachable
+    batch = sample_contiguous(buf, 8, np.random.default_rng(0), window)
+    np.testing.assert_array_equal(
+        batch.observations.numpy(), buf.observations[contiguous_indices(buf, 8, np.random.default_rng(0), window)]
+    )
+    with pytest.raises(ValueError, match=f"{window.size + 1}.*{window.size}"):
+        contiguous_indices(buf, window.size + 1, rng, window)
+
+
+def test_uniform_sampler_excludes_and_is_reproducible(ten_episodes):
+    buf = ten_episodes
+    rng = np.random.default_rng(3)
+    exclude = contiguous_indices(buf, 20, rng)
+    seen = set()
+    for _ in range(300):
+        idx = uniform_indices(buf, 16, rng, exclude=exclude)
+        assert len(set(idx.tolist())) == 16
+        assert not set(idx.tolist()) & set(exclude.tolist())
+        seen.update(idx.tolist())
+    assert seen == set(range(len(buf))) - set(exclude.tolist())
+    a = uniform_indices(buf, 16, np.random.default_rng(42), exclude=exclude)
+    b = uniform_indices(buf, 16, np.random.default_rng(42), exclude=exclude)
+    np.testing.assert_array_equal(a, b)
+    ba = sample_uniform(buf, 16, np.random.default_rng(42), exclude=exclude)
+    bb = sample_uniform(buf, 16, np.random.default_rng(42), exclude=exclude)
+    for x, y in zip(ba, bb):
+        assert torch.equal(x, y)
+    n_left = len(buf) - exclude.size
+    with pytest.raises(ValueError, match=f"{n_left + 1}.*only {n_left}"):
+        uniform_indices(buf, n_left + 1, rng, exclude=exclude)
+
+
+def test_batch_shapes_and_dtypes(ten_episodes):
+    buf = ten_episodes
+    batch = sample_uniform(buf, 10, np.random.default_rng(0))
+    assert isinstance(batch, Batch)
+    assert batch.observations.shape == (10, OBS_DIM)
+    assert batch.next_observations.shape == (10, OBS_DIM)
+    assert batch.actions.shape == (10, ACT_DIM)
+    for t in (batch.rewards, batch.terminals, batch.mc_returns):
+        assert t.shape == (10,)
+    assert all(t.dtype == torch.float32 for t in batch)
+    assert set(batch.terminals.unique().tolist()) <= {0.0, 1.0}
+    # the terminal flags are the buffer's, as floats
+    full = sample_contiguous(buf, len(buf), np.random.default_rng(0))
+    assert full.terminals.sum().item() == buf.terminals.sum()
+    assert full.mc_returns[-1].item() == pytest.approx(float(buf.rewards[-1]))

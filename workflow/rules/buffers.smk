@@ -1,0 +1,20 @@
+# Stage 2: one validated HDF5 buffer per task (SPEC §3) with Monte-Carlo returns.
+
+
+rule export_buffer:
+    input:
+        "results/behaviour/{family}/lifetime.h5",
+    output:
+        "results/buffers/{family}/task{task}.h5",
+    params:
+        gamma=config["gamma"],
+    log:
+        "results/logs/buffers/{family}/task{task}.log",
+    shell:
+        "macaw export-buffer --lifetime {input} --task {wildcards.task}"
+        " --gamma {params.gamma} --out {output} > {log} 2>&1"
+
+
+rule buffers:
+    input:
+        all_buffer_files(),

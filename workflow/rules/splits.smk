@@ -1,0 +1,13 @@
+# Stage 3: train/test task splits as data files (SPEC §2), restricted to the tasks built.
+
+
+rule make_split:
+    output:
+        "results/splits/{family}/{split}.json",
+    params:
+        available=lambda w: " ".join(map(str, family_tasks(w.family))),
+    log:
+        "results/logs/splits/{family}/{split}.log",
+    shell:
+        "macaw make-split --family {wildcards.family} --split {wildcards.split}"
+        " --available {params.available} --out {output} > {log} 2>&1"
