@@ -14,6 +14,8 @@ rule train_behaviour:
     resources:
         runtime=lambda w: 60 if config["scale"] == "smoke" else 24 * 60,
         mem_mb=8000,
+    conda:
+        "../../environment.yml"
     log:
         "results/logs/behaviour/{family}.log",
     benchmark:

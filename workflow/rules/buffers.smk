@@ -8,6 +8,8 @@ rule export_buffer:
         "results/buffers/{family}/task{task}.h5",
     params:
         gamma=config["gamma"],
+    conda:
+        "../../environment.yml"
     log:
         "results/logs/buffers/{family}/task{task}.log",
     shell:

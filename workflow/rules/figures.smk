@@ -7,6 +7,8 @@ rule fig8:
     output:
         pdf="results/fig8.pdf",
         csv="results/fig8.csv",
+    conda:
+        "../../environment.yml"
     log:
         "results/logs/figures/fig8.log",
     shell:

@@ -6,8 +6,15 @@ rule make_split:
         "results/splits/{family}/{split}.json",
     params:
         available=lambda w: " ".join(map(str, family_tasks(w.family))),
+    conda:
+        "../../environment.yml"
     log:
         "results/logs/splits/{family}/{split}.log",
     shell:
         "macaw make-split --family {wildcards.family} --split {wildcards.split}"
         " --available {params.available} --out {output} > {log} 2>&1"
+
+
+rule splits:
+    input:
+        all_split_files(),

@@ -1,0 +1,37 @@
+"""Shared fixtures: tiny behaviour runs whose lifetime files several tests read."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(autouse=True)
+def _single_thread():
+    # Two threads would race with a parallel test runner; results do not depend on it.
+    torch.set_num_threads(1)
+
+
+@pytest.fixture(scope="session")
+def tiny_lifetime(tmp_path_factory) -> Path:
+    """A 2-task cheetah-vel TD3 lifetime of 500 steps (2 finished episodes per task)."""
+    from macaw.behaviour import BehaviourConfig, train_behaviour
+
+    out = tmp_path_factory.mktemp("lifetime")
+    cfg = BehaviourConfig(family="cheetah-vel", tasks=[3, 11], algorithm="td3", total_steps=500,
+                          learning_starts=100, hidden=[16, 16], batch_size=16,
+                          checkpoint_every=0, log_every=100)
+    return train_behaviour(cfg, out / "lifetime.h5", out / "policy.pt", progress=False)
+
+
+def repo_env() -> dict:
+    """Environment for subprocesses: the venv's scripts first on PATH."""
+    env = dict(os.environ)
+    env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
+    return env

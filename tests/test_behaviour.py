@@ -1,0 +1,150 @@
+"""Behaviour-policy ensemble: task independence, SAC maths, lifetime files, resume."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import h5py
+import numpy as np
+import pytest
+import torch
+
+from macaw.behaviour import BehaviourConfig, train_behaviour
+from macaw.behaviour.agents import EnsembleSAC, EnsembleTD3, TransitionBatch
+from macaw.behaviour.ensemble import EnsembleLinear, EnsembleMLP
+
+
+def test_ensemble_linear_is_a_per_member_affine_map():
+    layer = EnsembleLinear(3, 4, 5)
+    x = torch.randn(3, 7, 4)
+    y = layer(x)
+    for m in range(3):
+        torch.testing.assert_close(y[m], x[m] @ layer.weight[m] + layer.bias[m])
+
+
+def test_member_gradients_do_not_depend_on_other_members():
+    """Member 0's gradient equals that of a plain MLP with its weights, whatever member 1 sees."""
+    torch.manual_seed(0)
+    net = EnsembleMLP(2, 4, [8], 1).double()
+    x = torch.randn(2, 16, 4, dtype=torch.float64)
+
+    def member0_grads(inputs):
+        net.zero_grad()
+        net(inputs).pow(2).mean(dim=(1, 2)).sum().backward()
+        return [p.grad[0].clone() for p in net.parameters()]
+
+    g = member0_grads(x)
+    x_other = x.clone()
+    x_other[1] = torch.randn(16, 4, dtype=torch.float64) * 10
+    for a, b in zip(g, member0_grads(x_other)):
+        torch.testing.assert_close(a, b)
+
+    # Same maths as torch.nn.Linear layers holding member 0's weights.
+    l1, l2 = net.layers
+    plain = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.ReLU(), torch.nn.Linear(8, 1))
+    plain = plain.double()
+    with torch.no_grad():
+        plain[0].weight.copy_(l1.weight[0].T)
+        plain[0].bias.copy_(l1.bias[0, 0])
+        plain[2].weight.copy_(l2.weight[0].T)
+        plain[2].bias.copy_(l2.bias[0, 0])
+    plain(x[0]).pow(2).mean().backward()
+    torch.testing.assert_close(g[0], plain[0].weight.grad.T)
+    torch.testing.assert_close(g[3][0], plain[2].bias.grad)
+
+
+def test_sac_log_prob_matches_tanh_gaussian():
+    """The squashed-Gaussian log-density against torch.distributions' closed form."""
+    torch.manual_seed(0)
+    agent = EnsembleSAC(2, 3, 2, [8])
+    obs = torch.randn(2, 5, 3)
+    torch.manual_seed(1)
+    action, log_prob, _ = agent._policy(obs)
+    mean, log_std = agent.actor(obs).chunk(2, dim=-1)
+    log_std = -5 + 0.5 * 7 * (torch.tanh(log_std) + 1)
+    dist = torch.distributions.TransformedDistribution(
+        torch.distributions.Normal(mean, log_std.exp()), [torch.distributions.TanhTransform()])
+    expected = dist.log_prob(action.clamp(-0.999999, 0.999999)).sum(-1)
+    torch.testing.assert_close(log_prob, expected, atol=2e-3, rtol=1e-3)
+
+
+@pytest.mark.parametrize("agent_cls", [EnsembleSAC, EnsembleTD3])
+def test_critic_learns_the_reward_when_gamma_is_zero(agent_cls):
+    """Terminal transitions cut the bootstrap: with gamma 0 the critic target is the reward."""
+    torch.manual_seed(0)
+    agent = agent_cls(2, 3, 2, [16], gamma=0.0, lr_critic=1e-2)
+    obs = torch.randn(2, 32, 3)
+    batch = TransitionBatch(obs, torch.rand(2, 32, 2) * 2 - 1, torch.full((2, 32), 3.0),
+                            torch.randn(2, 32, 3), torch.zeros(2, 32))
+    for _ in range(800):
+        agent.update(batch)
+    q = agent.critic(batch.observations, batch.actions)
+    torch.testing.assert_close(q, torch.full_like(q, 3.0), atol=0.15, rtol=0)
+
+
+def _cfg(**kw) -> BehaviourConfig:
+    base = dict(family="cheetah-vel", tasks=[0, 5], algorithm="td3", total_steps=600,
+                learning_starts=100, hidden=[16, 16], batch_size=16, checkpoint_every=200,
+                log_every=200)
+    return BehaviourConfig(**{**base, **kw})
+
+
+def test_lifetime_file_keeps_every_transition(tiny_lifetime):
+    with h5py.File(tiny_lifetime) as f:
+        assert sorted(f) == ["task03", "task11"]
+        assert f.attrs["algorithm"] == "td3" and f.attrs["policy_steps"] == 500
+        for name in ("task03", "task11"):
+            g = f[name]
+            # Cheetah never terminates: 2 full 200-step episodes, the unfinished 100 dropped.
+            assert g["rewards"].shape == (400,)
+            assert g["observations"].shape == (400, 17) and g["actions"].shape == (400, 6)
+            assert not g["terminals"][()].any()
+            assert np.flatnonzero(g["timeouts"][()]).tolist() == [199, 399]
+            rewards = g["rewards"][()]
+            np.testing.assert_allclose(g["episode_returns"][()],
+                                       [rewards[:200].sum(), rewards[200:].sum()], rtol=1e-5)
+            # Transitions chain: next observation is the following observation within episodes.
+            np.testing.assert_array_equal(g["next_observations"][:199], g["observations"][1:200])
+
+
+def test_killed_run_resumes_to_the_same_lifetime(tmp_path, monkeypatch):
+    cfg = _cfg()
+    full = train_behaviour(cfg, tmp_path / "a" / "lifetime.h5", tmp_path / "a" / "policy.pt",
+                           progress=False)
+
+    calls = {"n": 0}
+    original = EnsembleTD3.update
+
+    def crash_after_350(self, batch):
+        calls["n"] += 1
+        if calls["n"] == 350:
+            raise KeyboardInterrupt("simulated kill")
+        return original(self, batch)
+
+    monkeypatch.setattr(EnsembleTD3, "update", crash_after_350)
+    out = tmp_path / "b"
+    with pytest.raises(KeyboardInterrupt):
+        train_behaviour(cfg, out / "lifetime.h5", out / "policy.pt", progress=False)
+    assert (out / "resume.pt").exists() and not (out / "lifetime.h5").exists()
+    assert torch.load(out / "resume.pt", weights_only=False)["step"] == 400
+    monkeypatch.setattr(EnsembleTD3, "update", original)
+    resumed = train_behaviour(cfg, out / "lifetime.h5", out / "policy.pt", progress=False)
+    assert not (out / "resume.pt").exists()
+
+    with h5py.File(full) as a, h5py.File(resumed) as b:
+        for task in a:
+            for key in a[task]:
+                np.testing.assert_array_equal(a[task][key][()], b[task][key][()],
+                                              err_msg=f"{task}/{key}")
+
+
+def test_resume_refuses_a_checkpoint_of_another_config(tmp_path):
+    cfg = _cfg()
+    torch.save({"config": dataclasses.asdict(_cfg(total_steps=999))}, tmp_path / "resume.pt")
+    with pytest.raises(ValueError, match="another config"):
+        train_behaviour(cfg, tmp_path / "lifetime.h5", tmp_path / "policy.pt", progress=False)
+
+
+def test_config_rejects_unknown_fields():
+    with pytest.raises(ValueError, match=r"cheetah-vel.*unknown field.*'totl_steps'"):
+        BehaviourConfig.from_dict("cheetah-vel", {"tasks": [0], "totl_steps": 5})

@@ -1,0 +1,74 @@
+"""Lifetime -> buffer export, checked by an independent recomputation; CLI errors."""
+
+from __future__ import annotations
+
+import json
+
+import h5py
+import numpy as np
+import pytest
+
+from macaw.behaviour.export import export_task_buffer
+from macaw.cli import main
+from macaw.data import load_task_buffer
+
+
+def reference_mc_returns(rewards, ends, gamma):
+    """Straight from the definition: R_t = sum_k gamma^k r_{t+k} up to the episode's end."""
+    out = np.zeros(len(rewards))
+    for start, stop in zip(np.r_[0, ends[:-1] + 1], ends + 1):
+        for t in range(start, stop):
+            out[t] = sum(gamma ** k * rewards[t + k] for k in range(stop - t))
+    return out
+
+
+def check_buffer_independently(path, gamma):
+    """Recompute what a buffer file claims from its raw transitions (used by the DAG test too)."""
+    with h5py.File(path) as f:
+        for key in ("observations", "actions", "rewards", "next_observations", "terminals",
+                    "timeouts", "mc_returns", "episode_starts", "episode_returns"):
+            assert key in f, f"{path}: missing {key}"
+        rewards = f["rewards"][()].astype(np.float64)
+        done = f["terminals"][()] | f["timeouts"][()]
+        ends = np.flatnonzero(done)
+        assert done[-1], "buffer must end on an episode boundary"
+        np.testing.assert_array_equal(f["episode_starts"][()], np.r_[0, ends[:-1] + 1])
+        np.testing.assert_allclose(f["episode_returns"][()],
+                                   [rewards[s:e + 1].sum() for s, e in
+                                    zip(np.r_[0, ends[:-1] + 1], ends)], rtol=1e-5)
+        np.testing.assert_allclose(f["mc_returns"][()], reference_mc_returns(rewards, ends, gamma),
+                                   rtol=1e-4, atol=1e-3)
+        assert f.attrs["gamma"] == pytest.approx(gamma)
+
+
+def test_exported_buffer_passes_independent_recomputation(tiny_lifetime, tmp_path):
+    out = export_task_buffer(tiny_lifetime, 11, tmp_path / "task11.h5", gamma=0.9)
+    check_buffer_independently(out, 0.9)
+    b = load_task_buffer(out)
+    assert (b.family, b.task_id, b.algorithm) == ("cheetah-vel", 11, "td3")
+    assert b.task_params == {"goal_velocity": pytest.approx(0.075 * 12)}
+    assert b.config["total_steps"] == 500 and b.policy_steps == 500
+
+
+def test_export_of_missing_task_names_file_and_group(tiny_lifetime, tmp_path, capsys):
+    assert main(["export-buffer", "--lifetime", str(tiny_lifetime), "--task", "7",
+                 "--out", str(tmp_path / "x.h5")]) == 2
+    err = capsys.readouterr().err
+    assert "lifetime.h5" in err and "task07" in err and "task03" in err
+    assert not (tmp_path / "x.h5").exists()
+
+
+def test_cli_rejects_unknown_behaviour_field(tmp_path, capsys):
+    code = main(["train-behaviour", "--family", "cheetah-vel", "--tasks", "0",
+                 "--params", json.dumps({"total_step": 10}), "--lifetime",
+                 str(tmp_path / "l.h5"), "--policy", str(tmp_path / "p.pt")])
+    assert code == 2
+    assert "unknown field(s) ['total_step']" in capsys.readouterr().err
+
+
+def test_cli_make_split_writes_json(tmp_path):
+    out = tmp_path / "s.json"
+    assert main(["make-split", "--family", "cheetah-vel", "--split", "sparse3",
+                 "--out", str(out)]) == 0
+    data = json.loads(out.read_text())
+    assert data["train"] == [0, 16, 32] and len(data["test"]) == 37

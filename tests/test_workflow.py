@@ -1,0 +1,105 @@
+"""The Snakemake DAG end to end at smoke scale, lint, and config validation.
+
+Each test runs the workflow in a temporary copy of the project files, so a developer's own
+``results/`` is never touched.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from conftest import REPO, repo_env
+from test_export import check_buffer_independently
+
+WORKFLOW_FILES = ("Snakefile", "workflow", "config", "profiles", "environment.yml")
+pytestmark = pytest.mark.workflow
+
+
+def copy_workflow(dest: Path) -> Path:
+    for name in WORKFLOW_FILES:
+        src = REPO / name
+        (shutil.copytree if src.is_dir() else shutil.copy)(src, dest / name)
+    return dest
+
+
+def snakemake(cwd: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+    proc = subprocess.run(["snakemake", *args], cwd=cwd, env=repo_env(), text=True,
+                          capture_output=True, timeout=900)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"snakemake {' '.join(args)} failed:\n{proc.stdout[-3000:]}\n"
+                             f"{proc.stderr[-5000:]}")
+    return proc
+
+
+@pytest.fixture(scope="module")
+def smoke_run(tmp_path_factory) -> Path:
+    """The whole smoke DAG (default target) from an empty results/."""
+    work = copy_workflow(tmp_path_factory.mktemp("smoke"))
+    snakemake(work, "--cores", "2", "--configfile", "config/smoke.yaml")
+    return work
+
+
+def test_smoke_dag_builds_fig8_and_valid_buffers(smoke_run):
+    results = smoke_run / "results"
+    assert (results / "fig8.pdf").read_bytes()[:5] == b"%PDF-"
+    curves = pd.read_csv(results / "fig8.csv")
+    buffers = sorted((results / "buffers").glob("*/task*.h5"))
+    # smoke.yaml: cheetah-vel 5 tasks, cheetah-dir 2, ant-dir 2, walker-params 2.
+    assert len(buffers) == 11
+    assert curves.groupby("family").task_id.nunique().to_dict() == {
+        "ant-dir": 2, "cheetah-dir": 2, "cheetah-vel": 5, "walker-params": 2}
+    for path in buffers:
+        check_buffer_independently(path, gamma=0.99)
+    # Fig. 8's CSV holds exactly the episodes of the buffers: 3 per cheetah task (600 steps).
+    assert (curves[curves.family == "cheetah-vel"].groupby("task_id").size() == 3).all()
+
+
+def test_smoke_dag_writes_every_split(smoke_run):
+    splits = smoke_run / "results" / "splits"
+    vel = {p.stem: json.loads(p.read_text()) for p in (splits / "cheetah-vel").glob("*.json")}
+    assert sorted(vel) == sorted(["standard", "sparse20", "sparse10", "sparse5", "sparse3",
+                                  "extrapolation"])
+    # smoke cheetah-vel tasks are [0, 2, 7, 16, 26]
+    assert vel["standard"]["test"] == [2, 7, 26] and vel["standard"]["train"] == [0, 16]
+    assert vel["sparse20"]["test"] == [7]
+    assert vel["extrapolation"] == {**vel["extrapolation"], "train": [0, 2, 7, 16], "test": [26]}
+    cheetah_dir = json.loads((splits / "cheetah-dir" / "standard.json").read_text())
+    assert cheetah_dir["train"] == cheetah_dir["test"] == [0, 1]
+
+
+def test_rerun_has_nothing_to_do(smoke_run):
+    proc = snakemake(smoke_run, "--cores", "2", "--configfile", "config/smoke.yaml", "-n")
+    assert "Nothing to be done" in proc.stdout + proc.stderr
+
+
+def test_snakemake_lint_is_clean(tmp_path):
+    work = copy_workflow(tmp_path)
+    proc = snakemake(work, "--lint", check=False)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "Congratulations, your workflow is in a good condition!" in proc.stdout + proc.stderr
+
+
+def test_bad_config_fails_before_any_job_naming_the_field(tmp_path):
+    work = copy_workflow(tmp_path)
+    bad = (work / "config" / "smoke.yaml").read_text().replace("total_steps: 600",
+                                                               "total_steps: many")
+    (work / "config" / "bad.yaml").write_text(bad)
+    proc = snakemake(work, "--cores", "1", "--configfile", "config/bad.yaml", check=False)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode != 0
+    assert "'many' is not of type 'integer'" in out and "total_steps" in out
+    assert not (work / "results").exists()
+
+
+def test_slurm_profile_resolves_the_dag(tmp_path):
+    work = copy_workflow(tmp_path)
+    proc = snakemake(work, "--profile", "profiles/slurm", "--configfile", "config/smoke.yaml",
+                     "-n", check=False)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "train_behaviour" in proc.stdout
