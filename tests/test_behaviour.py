@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from macaw.behaviour import BehaviourConfig, train_behaviour
-from macaw.behaviour.agents import EnsembleSAC, EnsembleTD3, TransitionBatch
+from macaw.behaviour.agents import EnsembleSAC, EnsembleTD3, TransitionBatch, TwinCritic
 from macaw.behaviour.ensemble import EnsembleLinear, EnsembleMLP
 
 
@@ -148,3 +148,9 @@ def test_resume_refuses_a_checkpoint_of_another_config(tmp_path):
 def test_config_rejects_unknown_fields():
     with pytest.raises(ValueError, match=r"cheetah-vel.*unknown field.*'totl_steps'"):
         BehaviourConfig.from_dict("cheetah-vel", {"tasks": [0], "totl_steps": 5})
+
+
+def test_twin_critic_q1_equals_first_half_of_forward():
+    critic = TwinCritic(3, 4, 2, [8, 8])
+    obs, act = torch.randn(3, 5, 4), torch.randn(3, 5, 2)
+    torch.testing.assert_close(critic.q1(obs, act), critic(obs, act)[0])

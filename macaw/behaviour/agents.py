@@ -46,6 +46,10 @@ class TwinCritic(torch.nn.Module):
         x = torch.cat([obs, act], dim=-1).repeat(2, 1, 1)
         return self.net(x).squeeze(-1).view(2, self.n_tasks, -1)
 
+    def q1(self, obs: torch.Tensor, act: torch.Tensor) -> torch.Tensor:
+        """Returns ``(T, B)``: Q1 only (members ``0..T-1``), half the work of ``forward``."""
+        return self.net(torch.cat([obs, act], dim=-1), slice(0, self.n_tasks)).squeeze(-1)
+
 
 class EnsembleSAC:
     """Soft actor-critic with automatic entropy tuning, one per task (Haarnoja et al., 2018)."""
@@ -184,7 +188,7 @@ class EnsembleTD3:
         self.n_updates += 1
         if self.n_updates % self.policy_delay == 0:
             action = torch.tanh(self.actor(batch.observations))
-            actor_loss = -self.critic(batch.observations, action)[0].mean(-1).sum()
+            actor_loss = -self.critic.q1(batch.observations, action).mean(-1).sum()
             self.actor_opt.zero_grad(set_to_none=True)
             actor_loss.backward()
             self.actor_opt.step()

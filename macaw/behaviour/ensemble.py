@@ -30,8 +30,9 @@ class EnsembleLinear(nn.Module):
         nn.init.uniform_(self.weight, -bound, bound)
         nn.init.uniform_(self.bias, -bound, bound)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.baddbmm(self.bias, x, self.weight)
+    def forward(self, x: torch.Tensor, members: slice = slice(None)) -> torch.Tensor:
+        """``members`` evaluates only those members (``x`` then has their count first)."""
+        return torch.baddbmm(self.bias[members], x, self.weight[members])
 
 
 class EnsembleMLP(nn.Module):
@@ -44,10 +45,10 @@ class EnsembleMLP(nn.Module):
             EnsembleLinear(n_members, a, b) for a, b in zip(sizes[:-1], sizes[1:])
         )
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, members: slice = slice(None)) -> torch.Tensor:
         for layer in self.layers[:-1]:
-            x = torch.relu(layer(x))
-        return self.layers[-1](x)
+            x = torch.relu(layer(x, members))
+        return self.layers[-1](x, members)
 
 
 def polyak_update(target: nn.Module, source: nn.Module, tau: float) -> None:
