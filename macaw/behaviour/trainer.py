@@ -17,7 +17,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
-import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,6 +30,7 @@ from tqdm.auto import tqdm
 
 from macaw.behaviour.agents import AGENTS, TransitionBatch
 from macaw.envs import get_family, make_task_env
+from macaw.io import atomic_path
 
 log = logging.getLogger(__name__)
 
@@ -172,9 +172,8 @@ class LifetimeReplay:
 
 
 def _atomic_torch_save(obj, path: Path) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        torch.save(obj, tmp)
 
 
 def train_behaviour(cfg: BehaviourConfig, lifetime_path: Path, policy_path: Path,
@@ -275,8 +274,7 @@ def train_behaviour(cfg: BehaviourConfig, lifetime_path: Path, policy_path: Path
 def _write_lifetime(path: Path, cfg: BehaviourConfig, replay: LifetimeReplay,
                     episodes: list[list[tuple[float, int]]], env_id: str, elapsed: float) -> None:
     """Write every task's transitions up to its last finished episode, atomically."""
-    tmp = path.with_name(path.name + ".tmp")
-    with h5py.File(tmp, "w") as f:
+    with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
         f.attrs.update({"format": LIFETIME_FORMAT, "family": cfg.family, "env_id": env_id,
                         "algorithm": cfg.algorithm, "policy_steps": cfg.total_steps,
                         "config": json.dumps(dataclasses.asdict(cfg)),
@@ -292,4 +290,3 @@ def _write_lifetime(path: Path, cfg: BehaviourConfig, replay: LifetimeReplay,
                 g.create_dataset(k, data=replay.data[k][i, :end].numpy())
             g.create_dataset("episode_returns",
                              data=np.array([r for r, _ in episodes[i]], dtype=np.float32))
-    os.replace(tmp, path)

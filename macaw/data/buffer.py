@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
@@ -37,6 +36,7 @@ import numpy as np
 from scipy.signal import lfilter
 
 from macaw import __version__
+from macaw.io import atomic_path
 
 SCHEMA_VERSION = 1
 
@@ -237,21 +237,11 @@ def write_task_buffer(
         "created_by": f"macaw {__version__}",
     }
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        with h5py.File(tmp_name, "w") as f:
+    with atomic_path(path) as tmp:
+        with h5py.File(tmp, "w") as f:
             for key, value in datasets.items():
                 f.create_dataset(key, data=value)
             f.attrs.update(attrs)
-        with open(tmp_name, "rb") as fh:
-            os.fsync(fh.fileno())
-        os.replace(tmp_name, path)
-    except BaseException:
-        if os.path.exists(tmp_name):
-            os.unlink(tmp_name)
-        raise
     return path
 
 

@@ -21,9 +21,10 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from pathlib import Path
 from typing import Any, Callable, Mapping
+
+from macaw.io import atomic_path
 
 SPLITS: dict[str, tuple[str, ...]] = {
     "cheetah-dir": ("standard",),
@@ -98,19 +99,8 @@ def write_split(path: str | os.PathLike, split_dict: Mapping[str, list[int]], me
         "train": [int(i) for i in split_dict["train"]],
         "test": [int(i) for i in split_dict["test"]],
     }
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as fh:
-            json.dump(payload, fh, indent=2, sort_keys=True)
-            fh.write("\n")
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(payload, indent=2, sort_keys=True) + "\n")
     return path
 
 
