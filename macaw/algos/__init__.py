@@ -1,0 +1,1 @@
+"""Meta-learning algorithms; losses are pure functions of (network outputs, batch)."""

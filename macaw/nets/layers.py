@@ -1,0 +1,162 @@
+"""Layers as pure functions of a parameter dict: plain linear and weight-transform (WT).
+
+A network here is a list of :class:`LayerSpec`; its parameters live in a flat
+``dict[str, Tensor]`` (``"l0.weight"``, ``"l0.z"`` ...) so that adaptation is a pure function —
+parameters in, adapted parameters out (the ``torch.func`` MAML style).
+
+**Weight transform** (paper Appendix B; SPEC §4). A WT layer holds a latent vector ``z``
+(size ``latent``) and a linear map ``(wt_weight, wt_bias)`` from it to the layer's flattened
+weight matrix and bias: ``[W; b] = wt_weight @ z + wt_bias``. The paper writes ``w = W_wt z``;
+the authors' code also has the bias ``wt_bias`` of that map, and so do we. In the inner loop
+``z``, ``wt_weight`` and ``wt_bias`` are all adapted, so one step changes ``W`` by a matrix of
+rank up to ``latent`` (a plain layer's change is an outer product summed over the batch).
+
+Every layer, WT or plain, reduces to *effective* weights ``(W, b)``: :func:`effective_weights`.
+:func:`adapted_effective_weights` returns the effective weights after one inner SGD step
+directly from the gradient with respect to the effective weights — the fast meta-step's core.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import NamedTuple
+
+import torch
+
+Params = dict[str, torch.Tensor]
+
+
+class LayerSpec(NamedTuple):
+    """One affine layer ``in_features -> out_features``; ``latent`` > 0 makes it a WT layer."""
+
+    name: str
+    in_features: int
+    out_features: int
+    latent: int = 0
+
+    @property
+    def is_wt(self) -> bool:
+        return self.latent > 0
+
+    @property
+    def n_effective(self) -> int:
+        """Size of the flattened effective ``[W; b]``."""
+        return self.out_features * (self.in_features + 1)
+
+    def param_names(self) -> tuple[str, ...]:
+        if self.is_wt:
+            return (f"{self.name}.wt_weight", f"{self.name}.wt_bias", f"{self.name}.z")
+        return (f"{self.name}.weight", f"{self.name}.bias")
+
+    def n_params(self) -> int:
+        if self.is_wt:
+            return self.n_effective * (self.latent + 1) + self.latent
+        return self.n_effective
+
+
+def init_layer(spec: LayerSpec, generator: torch.Generator | None = None,
+               dtype: torch.dtype = torch.float32) -> Params:
+    """torch.nn.Linear's initialisation, for WT layers applied to the *effective* weights:
+    ``wt_weight`` is scaled so ``W`` starts with the same spread as a plain layer's."""
+    bound = 1.0 / math.sqrt(spec.in_features)
+
+    def uniform(*shape: int, scale: float) -> torch.Tensor:
+        return (torch.rand(*shape, generator=generator, dtype=dtype) * 2 - 1) * scale
+
+    if not spec.is_wt:
+        return {f"{spec.name}.weight": uniform(spec.out_features, spec.in_features, scale=bound),
+                f"{spec.name}.bias": uniform(spec.out_features, scale=bound)}
+    # z ~ U(-1, 1) has E[z_i^2] = 1/3, so W_ij = sum_k wt_ij,k z_k has variance
+    # latent * s^2/3 * 1/3 for wt ~ U(-s, s); choose s so that this equals bound^2 / 3.
+    s = bound * math.sqrt(3.0 / spec.latent)
+    return {f"{spec.name}.wt_weight": uniform(spec.n_effective, spec.latent, scale=s),
+            f"{spec.name}.wt_bias": torch.zeros(spec.n_effective, dtype=dtype),
+            f"{spec.name}.z": uniform(spec.latent, scale=1.0)}
+
+
+def effective_weights(spec: LayerSpec, params: Params) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(W, b)`` of shapes ``(..., out, in)`` and ``(..., out)``; a leading task dim is kept."""
+    if not spec.is_wt:
+        return params[f"{spec.name}.weight"], params[f"{spec.name}.bias"]
+    wt_weight, wt_bias, z = (params[n] for n in spec.param_names())
+    flat = (wt_weight @ z.unsqueeze(-1)).squeeze(-1) + wt_bias
+    return split_flat(spec, flat)
+
+
+def split_flat(spec: LayerSpec, flat: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    n_w = spec.out_features * spec.in_features
+    w = flat[..., :n_w].reshape(*flat.shape[:-1], spec.out_features, spec.in_features)
+    return w, flat[..., n_w:]
+
+
+def affine(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """``x @ w.T + b`` for shared weights ``(out, in)`` or per-task weights ``(T, out, in)``
+    with ``x`` of shape ``(T, B, in)``."""
+    if w.dim() == 2:
+        return torch.nn.functional.linear(x, w, b)
+    return torch.baddbmm(b.unsqueeze(-2), x, w.transpose(-1, -2))
+
+
+class LayerState(NamedTuple):
+    """A layer's parameters during adaptation, in a form that never builds a per-task
+    ``wt_weight``. ``flat``: effective ``[W; b]``, ``(P,)`` before adaptation and ``(T, P)``
+    after. WT layers also carry ``z`` and ``history``: the per-task ``wt_weight`` is
+    ``A - sum_k lr_A * g_k z_k^T`` over ``history = ((g_1, z_1), ...)`` (one rank-1 term per
+    inner step)."""
+
+    flat: torch.Tensor
+    z: torch.Tensor | None = None
+    history: tuple[tuple[torch.Tensor, torch.Tensor], ...] = ()
+
+
+def initial_state(spec: LayerSpec, params: Params) -> LayerState:
+    w, b = effective_weights(spec, params)
+    z = params[f"{spec.name}.z"] if spec.is_wt else None
+    return LayerState(torch.cat([w.flatten(-2), b], dim=-1), z)
+
+
+def state_weights(spec: LayerSpec, state: LayerState) -> tuple[torch.Tensor, torch.Tensor]:
+    return split_flat(spec, state.flat)
+
+
+def adapt_state(spec: LayerSpec, params: Params, state: LayerState,
+                lrs: dict[str, torch.Tensor], grad_flat: torch.Tensor) -> LayerState:
+    """One inner SGD step ``p' = p - lr_p * dL/dp`` on the layer's own parameters, given
+    ``G = dL/d[W; b]`` per task (``grad_flat``, shape ``(T, P)``).
+
+    Plain layer: ``dL/dW = G``, so ``W' = W - lr G``. WT layer (``w = A z + c``,
+    ``A = wt_weight``, ``c = wt_bias``): ``dL/dA = G z^T``, ``dL/dz = A^T G``, ``dL/dc = G``,
+    hence with ``u = A^T G``::
+
+        w' = (A - a_A G z^T)(z - a_z u) + c - a_c G
+           = w - a_z A u - (a_A |z|^2 - a_A a_z z.u + a_c) G
+
+    which needs only matrix-vector products with ``A`` (with the rank-1 terms of earlier
+    steps for ``A``); the adapted ``A'`` (``P x latent`` per task) is never built. Exact.
+    """
+    if not spec.is_wt:
+        w_name, b_name = spec.param_names()
+        n_w = spec.out_features * spec.in_features
+        lr = torch.cat([lrs[w_name].expand(n_w), lrs[b_name].expand(spec.out_features)])
+        return LayerState(state.flat - lr * grad_flat)
+    a_name, c_name, z_name = spec.param_names()
+    wt_weight = params[a_name]
+    lr_a, lr_c, lr_z = lrs[a_name], lrs[c_name], lrs[z_name]
+
+    def a_t_transpose_times(g: torch.Tensor) -> torch.Tensor:       # A_t^T g, (T, latent)
+        out = g @ wt_weight
+        for g_k, z_k in state.history:
+            out = out - lr_a * (g_k * g).sum(-1, keepdim=True) * z_k
+        return out
+
+    def a_t_times(v: torch.Tensor) -> torch.Tensor:                 # A_t v, (T, P)
+        out = v @ wt_weight.T
+        for g_k, z_k in state.history:
+            out = out - lr_a * (z_k * v).sum(-1, keepdim=True) * g_k
+        return out
+
+    z = state.z
+    u = a_t_transpose_times(grad_flat)
+    coef = lr_a * (z * z).sum(-1) - lr_a * lr_z * (u * z).sum(-1) + lr_c
+    flat = state.flat - lr_z * a_t_times(u) - coef.unsqueeze(-1) * grad_flat
+    return LayerState(flat, z - lr_z * u, (*state.history, (grad_flat, z.expand_as(u))))

@@ -1,0 +1,111 @@
+"""MACAW's policy (with its advantage head) and value networks (paper Fig. 2, SPEC §4).
+
+Networks are described by :class:`MetaNet` (an ordered list of :class:`LayerSpec`) and
+evaluated by pure functions of the layers' effective weights ``[(W, b), ...]`` — shared
+``(out, in)`` weights, or per-task ``(T, out, in)`` ones with inputs ``(T, B, in)``.
+
+- Value: ``obs -> h -> h -> h -> 1`` (ReLU).
+- Policy: ``obs -> h -> h -> h -> act``, ReLU hidden, ``tanh`` mean, Gaussian with fixed std
+  0.2. Advantage head: ``[pre-activation of the last hidden layer, action] -> 32 -> 1``, used
+  only by the inner-loop loss (Eq. 3-4). This follows the authors' code, where the head reads
+  the last hidden layer before its ReLU.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from macaw.nets.layers import LayerSpec, Params, affine, init_layer
+
+POLICY_STD = 0.2
+ADVANTAGE_HIDDEN = 32
+
+
+@dataclass(frozen=True)
+class MetaNet:
+    """An ordered list of layers; ``kind`` is ``policy`` or ``value``."""
+
+    kind: str
+    layers: tuple[LayerSpec, ...]
+
+    def init_params(self, seed: int, dtype: torch.dtype = torch.float32) -> Params:
+        gen = torch.Generator().manual_seed(seed)
+        params: Params = {}
+        for spec in self.layers:
+            params.update(init_layer(spec, gen, dtype))
+        return params
+
+    def n_params(self) -> int:
+        return sum(spec.n_params() for spec in self.layers)
+
+
+def _trunk(obs_dim: int, width: int, latent: int, n_hidden: int) -> list[LayerSpec]:
+    sizes = [obs_dim] + [width] * n_hidden
+    return [LayerSpec(f"l{i}", a, b, latent) for i, (a, b) in enumerate(zip(sizes, sizes[1:]))]
+
+
+def value_net(obs_dim: int, width: int = 100, latent: int = 100, n_hidden: int = 3) -> MetaNet:
+    """``latent=0`` gives plain linear layers (the "No WT" ablations)."""
+    return MetaNet("value", (*_trunk(obs_dim, width, latent, n_hidden),
+                             LayerSpec("out", width, 1, latent)))
+
+
+def policy_net(obs_dim: int, act_dim: int, width: int = 100, latent: int = 100,
+               n_hidden: int = 3) -> MetaNet:
+    return MetaNet("policy", (*_trunk(obs_dim, width, latent, n_hidden),
+                              LayerSpec("mean", width, act_dim, latent),
+                              LayerSpec("adv0", width + act_dim, ADVANTAGE_HIDDEN, latent),
+                              LayerSpec("adv1", ADVANTAGE_HIDDEN, 1, latent)))
+
+
+Weights = list[tuple[torch.Tensor, torch.Tensor]]
+
+
+def value_forward(weights: Weights, obs: torch.Tensor) -> torch.Tensor:
+    """``V(s)`` with shape ``obs.shape[:-1]``."""
+    x = obs
+    for w, b in weights[:-1]:
+        x = torch.relu(affine(x, w, b))
+    return affine(x, *weights[-1]).squeeze(-1)
+
+
+def policy_forward(weights: Weights, obs: torch.Tensor, actions: torch.Tensor | None = None,
+                   ) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Mean action ``tanh(...)`` and, if ``actions`` is given, the advantage head's output."""
+    *trunk, mean_layer, adv0, adv1 = weights
+    x = obs
+    for w, b in trunk[:-1]:
+        x = torch.relu(affine(x, w, b))
+    pre = affine(x, *trunk[-1])
+    mean = torch.tanh(affine(torch.relu(pre), *mean_layer))
+    if actions is None:
+        return mean, None
+    h = torch.relu(affine(torch.cat([pre, actions], dim=-1), *adv0))
+    return mean, affine(h, *adv1).squeeze(-1)
+
+
+def gaussian_log_prob(mean: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
+    """``log N(a; mean, 0.2^2 I)`` summed over action dims (fixed-variance policy)."""
+    var = POLICY_STD ** 2
+    return (-0.5 * (actions - mean) ** 2 / var
+            - 0.5 * torch.log(torch.tensor(2 * torch.pi * var, dtype=mean.dtype))).sum(-1)
+
+
+def equal_params_width(obs_dim: int, act_dim: int, width: int = 100, latent: int = 100,
+                       n_hidden: int = 3) -> int:
+    """Hidden width of a plain (no-WT) policy + value pair whose parameter count is closest
+    to that of the WT pair of ``width`` (the paper's "No WT, equal params" ablation)."""
+    target = (policy_net(obs_dim, act_dim, width, latent, n_hidden).n_params()
+              + value_net(obs_dim, width, latent, n_hidden).n_params())
+
+    def count(w: int) -> int:
+        return (policy_net(obs_dim, act_dim, w, 0, n_hidden).n_params()
+                + value_net(obs_dim, w, 0, n_hidden).n_params())
+
+    lo, hi = width, width * 100
+    while hi - lo > 1:                       # count() increases with w
+        mid = (lo + hi) // 2
+        lo, hi = (mid, hi) if count(mid) < target else (lo, mid)
+    return min((lo, hi), key=lambda w: abs(count(w) - target))
