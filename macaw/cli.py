@@ -68,6 +68,29 @@ def cmd_export_minari(args: argparse.Namespace) -> None:
           f"{dataset.total_steps} steps) under {args.root}")
 
 
+def cmd_meta_train(args: argparse.Namespace) -> None:
+    from macaw.data import load_split
+    from macaw.meta_train import MetaTrainConfig, run_meta_training
+
+    _set_threads(args.threads)
+    split = load_split(args.split)
+    if split["family"] != args.family:
+        raise ValueError(f"{args.split}: split is for family {split['family']!r}, "
+                         f"not {args.family!r}")
+    cfg = MetaTrainConfig.from_dict({**args.params, "family": args.family,
+                                     "method": args.method, "seed": args.seed})
+
+    def paths(ids):
+        found = [args.buffers_dir / f"task{t:02d}.h5" for t in ids]
+        missing = [str(p) for p in found if not p.exists()]
+        if missing:
+            raise FileNotFoundError(f"{args.split}: buffer file(s) missing: {missing}")
+        return found
+
+    run_meta_training(cfg, paths(split["train"]), paths(split["test"]), args.run_dir,
+                      progress=not args.no_progress)
+
+
 def cmd_inspect_buffer(args: argparse.Namespace) -> None:
     from macaw.data import load_task_buffer
 
@@ -126,6 +149,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dataset-id", required=True, help="e.g. macaw/cheetah-vel-task03-v0")
     p.add_argument("--root", type=Path, required=True, help="Minari datasets directory")
     p.set_defaults(func=cmd_export_minari)
+
+    p = sub.add_parser("meta-train", help="meta-train a method on a split's training tasks, "
+                       "meta-testing its test tasks along the way (writes eval.csv)")
+    p.add_argument("--family", required=True)
+    p.add_argument("--split", type=Path, required=True, help="split JSON (macaw make-split)")
+    p.add_argument("--buffers-dir", type=Path, required=True,
+                   help="directory of the family's task??.h5 buffers")
+    p.add_argument("--method", default="macaw",
+                   help="macaw, macaw_noadv, macaw_nowt_width or macaw_nowt_params")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--params", type=_json_arg, default={},
+                   help="JSON object of MetaTrainConfig fields (macaw.meta_train), with "
+                        "algorithm fields under 'macaw' (macaw.algos.macaw.MACAWConfig)")
+    p.add_argument("--threads", type=int, default=1, help="torch CPU threads")
+    p.add_argument("--run-dir", type=Path, required=True,
+                   help="output directory (config.yaml, checkpoint.pt, eval.csv)")
+    p.add_argument("--no-progress", action="store_true")
+    p.set_defaults(func=cmd_meta_train)
 
     p = sub.add_parser("inspect-buffer", help="validate buffer files and print a summary")
     p.add_argument("buffers", type=Path, nargs="+")

@@ -1,0 +1,224 @@
+"""Meta-training: one loop for every method, with evaluation, checkpoints and resume.
+
+A run lives in ``results/runs/{family}/{split}/{method}/seed{seed}/``: ``config.yaml`` (the
+resolved config), ``checkpoint.pt`` (latest good state) and ``eval.csv`` (``step, task_id,
+return``: meta-test returns of every test task, every ``eval_every`` meta-steps, starting at
+step 0, i.e. before meta-training).
+
+Data (paper Appendix D/E): for each of ``tasks_per_batch`` training tasks per step, the inner
+batch is a contiguous run of ``inner_batch`` transitions from the task's ``inner_quality``
+window (bad / medium / good = first / middle / last ``window_trajectories`` episodes), and the
+outer batch is ``outer_batch`` transitions drawn uniformly from the ``good`` window, never
+sharing a transition with the inner batch (SPEC §4; the authors' code did not enforce this).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+import yaml
+from tqdm.auto import tqdm
+
+from macaw.algos.macaw import MACAW, MACAWConfig, TaskBatches, meta_step
+from macaw.data import (QUALITY_WINDOWS, contiguous_indices, load_split, load_task_buffer,
+                        uniform_indices, window_indices)
+from macaw.evaluate import evaluate_tasks
+from macaw.io import atomic_path
+from macaw.nets.networks import equal_params_width
+
+log = logging.getLogger(__name__)
+
+METHODS = ("macaw", "macaw_noadv", "macaw_nowt_width", "macaw_nowt_params")
+
+
+@dataclass
+class MetaTrainConfig:
+    """One meta-training run."""
+
+    family: str
+    """Task family, e.g. ``cheetah-vel``."""
+    method: str = "macaw"
+    """One of :data:`METHODS`."""
+    seed: int = 0
+    """Seeds networks, task/batch sampling and evaluation rollouts."""
+    steps: int = 10_000
+    """Meta-training steps."""
+    eval_every: int = 500
+    """Meta-test every test task every this many steps (and at step 0)."""
+    checkpoint_every: int = 500
+    """Save a resumable checkpoint every this many steps."""
+    tasks_per_batch: int = 5
+    """Training tasks per meta-step (Table 4: 5)."""
+    inner_batch: int = 256
+    """Transitions per task in the inner (adaptation) batch."""
+    outer_batch: int = 256
+    """Transitions per task in the outer batch."""
+    eval_batch: int = 256
+    """Transitions of the test task's buffer used to adapt at meta-test."""
+    inner_quality: str = "good"
+    """Window of the inner / meta-test adaptation data: bad, medium or good (Fig. 4 left)."""
+    window_trajectories: int = 500
+    """Episodes per quality window (paper: 500)."""
+    device: str = "auto"
+    """``auto`` (CUDA when present), ``cpu`` or ``cuda``."""
+    macaw: MACAWConfig = field(default_factory=MACAWConfig)
+    """Algorithm hyperparameters (method switches are applied on top)."""
+
+    @classmethod
+    def from_dict(cls, values: dict) -> "MetaTrainConfig":
+        values = dict(values)
+        algo = MACAWConfig(**values.pop("macaw", {}))
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - names)
+        if unknown:
+            raise ValueError(f"meta-training config: unknown field(s) {unknown}; "
+                             f"expected a subset of {sorted(names)}")
+        cfg = cls(macaw=algo, **values)
+        if cfg.method not in METHODS:
+            raise ValueError(f"meta-training config: method {cfg.method!r} unknown; "
+                             f"expected one of {METHODS}")
+        if cfg.inner_quality not in QUALITY_WINDOWS:
+            raise ValueError(f"meta-training config: inner_quality {cfg.inner_quality!r}; "
+                             f"expected one of {QUALITY_WINDOWS}")
+        return cfg
+
+
+def method_config(method: str, base: MACAWConfig, obs_dim: int, act_dim: int) -> MACAWConfig:
+    """The ablations are switches of the same algorithm (paper Fig. 4 left / center)."""
+    if method == "macaw":
+        return base
+    if method == "macaw_noadv":
+        return dataclasses.replace(base, adv_loss=False)
+    if method == "macaw_nowt_width":
+        return dataclasses.replace(base, latent=0)
+    if method == "macaw_nowt_params":
+        width = equal_params_width(obs_dim, act_dim, base.width, base.latent, base.n_hidden)
+        return dataclasses.replace(base, latent=0, width=width)
+    raise ValueError(f"unknown method {method!r}; expected one of {METHODS}")
+
+
+def pick_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ValueError("meta-training config: device 'cuda' requested but CUDA is unavailable")
+    return torch.device(name)
+
+
+class TaskData:
+    """One task's buffer as tensors, with its inner and outer sampling windows."""
+
+    def __init__(self, path: Path, cfg: MetaTrainConfig, device: torch.device):
+        buffer = load_task_buffer(path)
+        self.task_id, self.buffer = buffer.task_id, buffer
+        self.obs = torch.as_tensor(buffer.observations, device=device)
+        self.actions = torch.as_tensor(buffer.actions, device=device)
+        self.returns = torch.as_tensor(buffer.mc_returns, device=device)
+        self.inner_window = window_indices(buffer, cfg.inner_quality, cfg.window_trajectories)
+        self.outer_window = window_indices(buffer, "good", cfg.window_trajectories)
+
+    def take(self, idx: np.ndarray) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        i = torch.as_tensor(idx, device=self.obs.device)
+        return self.obs[i], self.actions[i], self.returns[i]
+
+
+def sample_meta_batch(tasks: list[TaskData], cfg: MetaTrainConfig,
+                      rng: np.random.Generator) -> TaskBatches:
+    """``tasks_per_batch`` distinct tasks; per task a contiguous inner batch and a disjoint
+    uniform outer batch."""
+    chosen = rng.choice(len(tasks), size=min(cfg.tasks_per_batch, len(tasks)), replace=False)
+    parts = []
+    for k in chosen:
+        task = tasks[k]
+        inner = contiguous_indices(task.buffer, cfg.inner_batch, rng, task.inner_window)
+        outer = uniform_indices(task.buffer, cfg.outer_batch, rng, task.outer_window,
+                                exclude=inner)
+        parts.append((*task.take(inner), *task.take(outer)))
+    return TaskBatches(*(torch.stack(x) for x in zip(*parts)))
+
+
+def _rng_state(rng: np.random.Generator) -> dict:
+    return {"numpy": rng.bit_generator.state, "torch": torch.get_rng_state()}
+
+
+def run_meta_training(cfg: MetaTrainConfig, train_buffers: list[Path],
+                      test_buffers: list[Path], run_dir: Path, progress: bool = True) -> Path:
+    """Meta-train ``cfg.method`` on the training tasks, meta-testing on the test tasks every
+    ``eval_every`` steps; resumes from ``run_dir/checkpoint.pt`` if present. Returns the path
+    of ``eval.csv``."""
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    device = pick_device(cfg.device)
+    torch.manual_seed(cfg.seed)
+    rng = np.random.default_rng(cfg.seed)
+    train = [TaskData(p, cfg, device) for p in train_buffers]
+    test = [TaskData(p, cfg, device) for p in test_buffers]
+    obs_dim, act_dim = train[0].obs.shape[1], train[0].actions.shape[1]
+    algo = method_config(cfg.method, cfg.macaw, obs_dim, act_dim)
+    model = MACAW(obs_dim, act_dim, algo, seed=cfg.seed).to(device)
+    optimizers = model.optimizers()
+    resolved = {**dataclasses.asdict(cfg), "resolved_macaw": dataclasses.asdict(algo),
+                "train_tasks": [t.task_id for t in train], "test_tasks": [t.task_id for t in test],
+                "device_used": str(device), "torch": str(torch.__version__)}
+    with atomic_path(run_dir / "config.yaml") as tmp:
+        tmp.write_text(yaml.safe_dump(resolved, sort_keys=False))
+
+    ckpt_path, eval_path = run_dir / "checkpoint.pt", run_dir / "eval.csv"
+    start, rows = 0, []
+    if ckpt_path.exists():
+        ckpt = torch.load(ckpt_path, map_location=device, weights_only=False)
+        if ckpt["config"] != dataclasses.asdict(cfg):
+            raise ValueError(f"{ckpt_path}: checkpoint was written with another config; "
+                             "delete it (or the run directory) to start afresh")
+        model.load_state_dict(ckpt["model"])
+        for name, opt in optimizers.items():
+            opt.load_state_dict(ckpt["optimizers"][name])
+        rng.bit_generator.state = ckpt["rng"]["numpy"]
+        torch.set_rng_state(ckpt["rng"]["torch"])
+        start, rows = ckpt["step"], ckpt["eval_rows"]
+        log.info("resumed %s from step %d", run_dir, start)
+
+    def save(step: int) -> None:
+        with atomic_path(ckpt_path) as tmp:
+            torch.save({"config": dataclasses.asdict(cfg), "step": step,
+                        "model": model.state_dict(),
+                        "optimizers": {k: o.state_dict() for k, o in optimizers.items()},
+                        "rng": _rng_state(rng), "eval_rows": rows}, tmp)
+        with atomic_path(eval_path) as tmp:
+            tmp.write_text("step,task_id,return\n" + "".join(
+                f"{s},{t},{r:.6f}\n" for s, t, r in rows))
+
+    def evaluate(step: int) -> float:
+        returns = evaluate_tasks(model, test, cfg, seed=cfg.seed * 1_000_003 + step)
+        rows.extend((step, t.task_id, r) for t, r in zip(test, returns))
+        return float(np.mean(returns))
+
+    bar = tqdm(total=cfg.steps, initial=start, disable=not progress, dynamic_ncols=True,
+               desc=f"{cfg.method} {cfg.family} seed{cfg.seed}", unit="step")
+    if start == 0 and not rows:
+        bar.set_postfix(test_return=f"{evaluate(0):.1f}")
+        save(0)
+    t0 = time.perf_counter()
+    for step in range(start + 1, cfg.steps + 1):
+        stats = meta_step(model, optimizers, sample_meta_batch(train, cfg, rng))
+        if not all(math.isfinite(v) for v in stats.values()):
+            raise FloatingPointError(
+                f"{run_dir}: non-finite loss at meta-step {step} ({stats}); the last good "
+                f"checkpoint (step {torch.load(ckpt_path, weights_only=False)['step']}) is kept")
+        bar.update(1)
+        if step % cfg.eval_every == 0 or step == cfg.steps:
+            mean_return = evaluate(step)
+            bar.set_postfix(test_return=f"{mean_return:.1f}", v_loss=f"{stats['value_loss']:.3g}")
+            log.info("%s step %d: mean test return %.1f (%.1f steps/s), %s", run_dir, step,
+                     mean_return, (step - start) / (time.perf_counter() - t0), stats)
+        if step % cfg.checkpoint_every == 0 or step == cfg.steps:
+            save(step)
+    bar.close()
+    return eval_path
