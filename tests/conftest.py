@@ -35,3 +35,12 @@ def repo_env() -> dict:
     env = dict(os.environ)
     env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
     return env
+
+
+@pytest.fixture(scope="session")
+def tiny_buffers(tiny_lifetime) -> dict[int, Path]:
+    """Buffer files of the tiny lifetime's two cheetah-vel tasks (3 and 11)."""
+    from macaw.behaviour.export import export_task_buffer
+
+    return {t: export_task_buffer(tiny_lifetime, t, tiny_lifetime.parent / f"task{t:02d}.h5",
+                                  gamma=0.99) for t in (3, 11)}

@@ -1,0 +1,109 @@
+"""Meta-training loop: batches, run layout, resume = uninterrupted, non-finite guard."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+import yaml
+
+import macaw.meta_train as mt
+from macaw.meta_train import MetaTrainConfig, TaskData, run_meta_training, sample_meta_batch
+
+
+def tiny_config(**kw) -> MetaTrainConfig:
+    base = {"family": "cheetah-vel", "steps": 6, "eval_every": 3, "checkpoint_every": 2,
+            "inner_batch": 32, "outer_batch": 32, "eval_batch": 32, "device": "cpu",
+            "macaw": {"width": 16, "latent": 4, "inner_lr": 0.01}}
+    return MetaTrainConfig.from_dict({**base, **kw})
+
+
+def test_inner_and_outer_batches_never_share_a_transition(tiny_buffers):
+    cfg = tiny_config(inner_batch=150, outer_batch=200)
+    task = TaskData(tiny_buffers[3], cfg, torch.device("cpu"))
+    rng = np.random.default_rng(0)
+    picked = {}
+    original = mt.uniform_indices
+
+    def spy(buffer, batch_size, rng, indices=None, exclude=None):
+        out = original(buffer, batch_size, rng, indices, exclude)
+        picked.setdefault("pairs", []).append((np.asarray(exclude), out))
+        return out
+
+    mt.uniform_indices = spy
+    try:
+        for _ in range(50):
+            batch = sample_meta_batch([task], cfg, rng)
+    finally:
+        mt.uniform_indices = original
+    for inner, outer in picked["pairs"]:
+        assert len(set(inner) & set(outer)) == 0
+        assert np.all(np.diff(inner) == 1)              # contiguous inner window
+    assert batch.inner_obs.shape == (1, 150, 17) and batch.outer_actions.shape == (1, 200, 6)
+
+
+def test_run_layout_and_eval_csv(tiny_buffers, tmp_path):
+    cfg = tiny_config()
+    eval_csv = run_meta_training(cfg, [tiny_buffers[3]], [tiny_buffers[11]], tmp_path,
+                                 progress=False)
+    df = pd.read_csv(eval_csv)
+    assert list(df.columns) == ["step", "task_id", "return"]
+    assert df.step.tolist() == [0, 3, 6] and set(df.task_id) == {11}
+    # cheetah-vel rewards are <= 0 and an episode is 200 steps.
+    assert (df["return"] <= 0).all() and (df["return"] > -200 * 4).all()
+    resolved = yaml.safe_load((tmp_path / "config.yaml").read_text())
+    assert resolved["train_tasks"] == [3] and resolved["test_tasks"] == [11]
+    assert torch.load(tmp_path / "checkpoint.pt", weights_only=False)["step"] == 6
+
+
+def test_killed_run_resumes_to_the_same_result(tiny_buffers, tmp_path, monkeypatch):
+    cfg = tiny_config()
+    full = run_meta_training(cfg, [tiny_buffers[3]], [tiny_buffers[11]], tmp_path / "a",
+                             progress=False)
+
+    original, calls = mt.meta_step, {"n": 0}
+
+    def killed_at_5(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 5:
+            raise KeyboardInterrupt("simulated kill")
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(mt, "meta_step", killed_at_5)
+    with pytest.raises(KeyboardInterrupt):
+        run_meta_training(cfg, [tiny_buffers[3]], [tiny_buffers[11]], tmp_path / "b",
+                          progress=False)
+    assert torch.load(tmp_path / "b" / "checkpoint.pt", weights_only=False)["step"] == 4
+    monkeypatch.setattr(mt, "meta_step", original)
+    resumed = run_meta_training(cfg, [tiny_buffers[3]], [tiny_buffers[11]], tmp_path / "b",
+                                progress=False)
+    pd.testing.assert_frame_equal(pd.read_csv(full), pd.read_csv(resumed))
+    a = torch.load(tmp_path / "a" / "checkpoint.pt", weights_only=False)["model"]
+    b = torch.load(tmp_path / "b" / "checkpoint.pt", weights_only=False)["model"]
+    for k in a:
+        torch.testing.assert_close(a[k], b[k], rtol=0, atol=0)
+
+
+def test_non_finite_loss_stops_and_keeps_last_good_checkpoint(tiny_buffers, tmp_path,
+                                                              monkeypatch):
+    cfg = tiny_config()
+    original, calls = mt.meta_step, {"n": 0}
+
+    def nan_at_3(*args, **kwargs):
+        calls["n"] += 1
+        stats = original(*args, **kwargs)
+        return {**stats, "value_loss": float("nan")} if calls["n"] == 3 else stats
+
+    monkeypatch.setattr(mt, "meta_step", nan_at_3)
+    with pytest.raises(FloatingPointError, match="non-finite loss at meta-step 3.*step 2"):
+        run_meta_training(cfg, [tiny_buffers[3]], [tiny_buffers[11]], tmp_path, progress=False)
+    assert torch.load(tmp_path / "checkpoint.pt", weights_only=False)["step"] == 2
+
+
+@pytest.mark.parametrize("bad,match", [({"method": "maml"}, "method 'maml' unknown"),
+                                       ({"inner_quality": "great"}, "inner_quality"),
+                                       ({"stepz": 3}, r"unknown field\(s\) \['stepz'\]")])
+def test_config_errors_name_the_field(bad, match):
+    with pytest.raises(ValueError, match=match):
+        MetaTrainConfig.from_dict({"family": "cheetah-vel", **bad})
