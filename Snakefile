@@ -7,6 +7,7 @@ include: "workflow/rules/common.smk"
 include: "workflow/rules/behaviour.smk"
 include: "workflow/rules/buffers.smk"
 include: "workflow/rules/splits.smk"
+include: "workflow/rules/meta_train.smk"
 include: "workflow/rules/figures.smk"
 
 
@@ -17,4 +18,5 @@ rule all:
     input:
         "results/fig8.pdf",
         "results/fig8.csv",
+        expand("results/{figure}.{ext}", figure=["fig4_left", "fig4_center", "fig5"], ext=["pdf", "csv"]),
         all_split_files(),

@@ -60,6 +60,13 @@ def cmd_plot_fig8(args: argparse.Namespace) -> None:
     plot_fig8(args.buffers, args.pdf, args.csv)
 
 
+def cmd_plot_curves(args: argparse.Namespace) -> None:
+    from macaw.plotting.curves import RunCurve, plot_curves
+
+    runs = [RunCurve(panel, label, int(seed), Path(path)) for panel, label, seed, path in args.run]
+    plot_curves(runs, args.pdf, args.csv, title=args.title)
+
+
 def cmd_export_minari(args: argparse.Namespace) -> None:
     from macaw.data.minari_export import export_minari
 
@@ -143,6 +150,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--pdf", type=Path, required=True)
     p.add_argument("--csv", type=Path, required=True)
     p.set_defaults(func=cmd_plot_fig8)
+
+    p = sub.add_parser("plot-curves", help="meta-test learning curves of runs (Fig. 4, 5)")
+    p.add_argument("--run", nargs=4, action="append", required=True,
+                   metavar=("PANEL", "LABEL", "SEED", "EVAL_CSV"), help="one run (repeat)")
+    p.add_argument("--title", required=True)
+    p.add_argument("--pdf", type=Path, required=True)
+    p.add_argument("--csv", type=Path, required=True)
+    p.set_defaults(func=cmd_plot_curves)
 
     p = sub.add_parser("export-minari", help="export buffers as a Minari dataset (no download)")
     p.add_argument("--buffers", type=Path, nargs="+", required=True)

@@ -111,12 +111,14 @@ class MACAW(nn.Module):
         return {k.replace(":", "."): nn.functional.softplus(v) for k, v in rho.items()}
 
     def optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        # Fused Adam: one kernel per step instead of a dozen passes over ~5M parameters.
+        fused = {"fused": True} if self.adv_coef.device.type in ("cpu", "cuda") else {}
         policy_params = list(self.policy.values())
         if self.adv_coef.requires_grad:
             policy_params.append(self.adv_coef)
         return {
-            "value": torch.optim.Adam(self.value.values(), lr=self.cfg.outer_value_lr),
-            "policy": torch.optim.Adam(policy_params, lr=self.cfg.outer_policy_lr),
+            "value": torch.optim.Adam(self.value.values(), lr=self.cfg.outer_value_lr, **fused),
+            "policy": torch.optim.Adam(policy_params, lr=self.cfg.outer_policy_lr, **fused),
             "lr": torch.optim.Adam([*self.value_rho.values(), *self.policy_rho.values()],
                                    lr=self.cfg.lr_lr),
         }

@@ -1,0 +1,38 @@
+# Stage 4: meta-training of MACAW and its ablations on a split's training tasks, with
+# meta-test evaluation of the split's test tasks along the way (macaw.meta_train). A killed
+# job resumes from checkpoint.pt (not a declared output, so Snakemake keeps it on failure).
+
+
+rule meta_train:
+    input:
+        split="results/splits/{family}/{split}.json",
+        buffers=lambda w: split_buffer_files(w.family, w.split),
+    output:
+        eval="results/runs/{family}/{split}/{method}/seed{seed}/eval.csv",
+        config="results/runs/{family}/{split}/{method}/seed{seed}/config.yaml",
+    params:
+        method=lambda w: meta_train_params(w.method)[0],
+        meta=lambda w: json.dumps(meta_train_params(w.method)[1]),
+        run_dir=lambda w, output: os.path.dirname(output.eval),
+    wildcard_constraints:
+        method=r"macaw(_noadv|_nowt_width|_nowt_params)?(-bad|-medium)?",
+        seed=r"\d+",
+    threads: config["threads"]
+    resources:
+        gpu=1,
+        runtime=lambda w: 30 if config["scale"] == "smoke" else 12 * 60,
+        mem_mb=8000,
+    conda:
+        "../../environment.yml"
+    log:
+        "results/logs/meta_train/{family}/{split}/{method}/seed{seed}.log",
+    shell:
+        "macaw meta-train --family {wildcards.family} --split {input.split}"
+        " --buffers-dir results/buffers/{wildcards.family} --method {params.method}"
+        " --seed {wildcards.seed} --params {params.meta:q} --threads {threads}"
+        " --run-dir {params.run_dir} 2>&1 | tee {log}"
+
+
+rule runs:
+    input:
+        sorted({f for fig in FIGURE_TITLES for f in figure_eval_files(fig)}),
