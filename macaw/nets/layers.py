@@ -97,22 +97,91 @@ def affine(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return torch.baddbmm(b.unsqueeze(-2), x, w.transpose(-1, -2))
 
 
+class _FactorsOfGradA:
+    """Rank-k factors ``(left_i, right_i)`` of ``dL/dA = sum_i left_i @ right_i`` for one WT
+    matrix ``A``, collected during the outer backward pass and turned into ``dL/dA`` by a
+    single matrix product (instead of one ``P x latent`` product and one addition per use
+    of ``A``, which dominated the meta-step's time)."""
+
+    def __init__(self):
+        self.left: list[torch.Tensor] = []
+        self.right: list[torch.Tensor] = []
+
+
+class _EffectiveFromWT(torch.autograd.Function):
+    """``flat = A z + c``; its backward also receives the factors that later uses of ``A``
+    left in ``factors`` (autograd runs it after them: they depend on ``flat``)."""
+
+    @staticmethod
+    def forward(ctx, a, z, c, factors):
+        ctx.save_for_backward(a, z)
+        ctx.factors = factors
+        return a @ z + c
+
+    @staticmethod
+    def backward(ctx, d_flat):
+        a, z = ctx.saved_tensors
+        f = ctx.factors
+        left = torch.cat([d_flat.unsqueeze(1), *f.left], dim=1)
+        right = torch.cat([z.unsqueeze(0), *f.right], dim=0)
+        f.left, f.right = [], []
+        return left @ right, d_flat @ a, d_flat, None
+
+
+class _TimesA(torch.autograd.Function):
+    """``g @ A`` (``(T, P) -> (T, latent)``); ``dL/dA``'s share goes to ``factors``."""
+
+    @staticmethod
+    def forward(ctx, a, g, factors):
+        ctx.save_for_backward(a, g)
+        ctx.factors = factors
+        return g @ a
+
+    @staticmethod
+    def backward(ctx, d_out):
+        a, g = ctx.saved_tensors
+        ctx.factors.left.append(g.T)
+        ctx.factors.right.append(d_out)
+        return None, d_out @ a.T, None
+
+
+class _TimesATransposed(torch.autograd.Function):
+    """``v @ A^T`` (``(T, latent) -> (T, P)``); ``dL/dA``'s share goes to ``factors``."""
+
+    @staticmethod
+    def forward(ctx, a, v, factors):
+        ctx.save_for_backward(a, v)
+        ctx.factors = factors
+        return v @ a.T
+
+    @staticmethod
+    def backward(ctx, d_out):
+        a, v = ctx.saved_tensors
+        ctx.factors.left.append(d_out.T)
+        ctx.factors.right.append(v)
+        return None, d_out @ a, None
+
+
 class LayerState(NamedTuple):
     """A layer's parameters during adaptation, in a form that never builds a per-task
     ``wt_weight``. ``flat``: effective ``[W; b]``, ``(P,)`` before adaptation and ``(T, P)``
     after. WT layers also carry ``z`` and ``history``: the per-task ``wt_weight`` is
     ``A - sum_k lr_A * g_k z_k^T`` over ``history = ((g_1, z_1), ...)`` (one rank-1 term per
-    inner step)."""
+    inner step); ``factors`` routes every use of ``A`` into one gradient product."""
 
     flat: torch.Tensor
     z: torch.Tensor | None = None
     history: tuple[tuple[torch.Tensor, torch.Tensor], ...] = ()
+    factors: _FactorsOfGradA | None = None
 
 
 def initial_state(spec: LayerSpec, params: Params) -> LayerState:
-    w, b = effective_weights(spec, params)
-    z = params[f"{spec.name}.z"] if spec.is_wt else None
-    return LayerState(torch.cat([w.flatten(-2), b], dim=-1), z)
+    if not spec.is_wt:
+        w, b = effective_weights(spec, params)
+        return LayerState(torch.cat([w.flatten(-2), b], dim=-1))
+    a, c, z = (params[n] for n in spec.param_names())
+    factors = _FactorsOfGradA()
+    return LayerState(_EffectiveFromWT.apply(a, z, c, factors), z, (), factors)
 
 
 def state_weights(spec: LayerSpec, state: LayerState) -> tuple[torch.Tensor, torch.Tensor]:
@@ -144,13 +213,13 @@ def adapt_state(spec: LayerSpec, params: Params, state: LayerState,
     lr_a, lr_c, lr_z = lrs[a_name], lrs[c_name], lrs[z_name]
 
     def a_t_transpose_times(g: torch.Tensor) -> torch.Tensor:       # A_t^T g, (T, latent)
-        out = g @ wt_weight
+        out = _TimesA.apply(wt_weight, g, state.factors)
         for g_k, z_k in state.history:
             out = out - lr_a * (g_k * g).sum(-1, keepdim=True) * z_k
         return out
 
     def a_t_times(v: torch.Tensor) -> torch.Tensor:                 # A_t v, (T, P)
-        out = v @ wt_weight.T
+        out = _TimesATransposed.apply(wt_weight, v, state.factors)
         for g_k, z_k in state.history:
             out = out - lr_a * (z_k * v).sum(-1, keepdim=True) * g_k
         return out
@@ -159,4 +228,5 @@ def adapt_state(spec: LayerSpec, params: Params, state: LayerState,
     u = a_t_transpose_times(grad_flat)
     coef = lr_a * (z * z).sum(-1) - lr_a * lr_z * (u * z).sum(-1) + lr_c
     flat = state.flat - lr_z * a_t_times(u) - coef.unsqueeze(-1) * grad_flat
-    return LayerState(flat, z - lr_z * u, (*state.history, (grad_flat, z.expand_as(u))))
+    return LayerState(flat, z - lr_z * u, (*state.history, (grad_flat, z.expand_as(u))),
+                      state.factors)
