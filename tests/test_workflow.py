@@ -11,6 +11,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -71,6 +72,30 @@ def test_smoke_dag_writes_every_split(smoke_run):
     assert vel["extrapolation"] == {**vel["extrapolation"], "train": [0, 2, 7, 16], "test": [26]}
     cheetah_dir = json.loads((splits / "cheetah-dir" / "standard.json").read_text())
     assert cheetah_dir["train"] == cheetah_dir["test"] == [0, 1]
+
+
+def test_smoke_dag_builds_the_macaw_figures(smoke_run):
+    results = smoke_run / "results"
+    left = pd.read_csv(results / "fig4_left.csv")
+    assert sorted(left.panel.unique()) == ["bad data", "good data", "medium data"]
+    assert sorted(left.label.unique()) == ["MACAW", "MAML+AWR (no L_ADV)"]
+    # smoke.yaml: 2 seeds, 4 steps evaluated every 2 -> steps 0, 2, 4 per run.
+    assert (left.groupby(["panel", "label"]).seed.nunique() == 2).all()
+    assert sorted(left.step.unique()) == [0, 2, 4]
+    center = pd.read_csv(results / "fig4_center.csv")
+    assert sorted(center.label.unique()) == ["MACAW", "No WT, equal params", "No WT, equal width"]
+    fig5 = pd.read_csv(results / "fig5.csv")
+    assert sorted(fig5.panel.unique()) == ["ant-dir", "cheetah-dir", "cheetah-vel", "walker-params"]
+    # Each plotted value is the mean over the run's test tasks of its eval.csv.
+    run = results / "runs/cheetah-vel/standard/macaw_nowt_width/seed1/eval.csv"
+    raw = pd.read_csv(run)
+    expected = raw.groupby("step")["return"].mean()
+    plotted = center[(center.label == "No WT, equal width") & (center.seed == 1)]
+    np.testing.assert_allclose(plotted.set_index("step").mean_return.sort_index(),
+                               expected.sort_index())
+    assert set(raw.task_id) == {2, 7, 26}
+    for name in ("fig4_left", "fig4_center", "fig5"):
+        assert (results / f"{name}.pdf").read_bytes()[:5] == b"%PDF-"
 
 
 def test_rerun_has_nothing_to_do(smoke_run):
