@@ -1,7 +1,7 @@
-"""The ``macaw`` command. Snakemake rules call its subcommands; each parses its arguments and
-calls one library function that does the work.
+"""The macaw command: the offline meta-RL pipeline's steps, one subcommand each.
 
-Run ``macaw --help`` or ``macaw SUBCOMMAND --help``.
+Snakemake rules call these subcommands; each parses its arguments and calls one library
+function that does the work. `macaw SUBCOMMAND --help` describes a subcommand.
 """
 
 from __future__ import annotations
@@ -167,7 +167,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("meta-train", help="meta-train a method on a split's training tasks, "
                        "meta-testing its test tasks along the way (writes eval.csv)")
-    p.add_argument("--family", required=True)
+    p.add_argument("--family", required=True, help="task family, e.g. cheetah-vel")
     p.add_argument("--split", type=Path, required=True, help="split JSON (macaw make-split)")
     p.add_argument("--buffers-dir", type=Path, required=True,
                    help="directory of the family's task??.h5 buffers")
