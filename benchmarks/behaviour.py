@@ -20,8 +20,8 @@ Two measurements, both on cheetah-vel, both SAC, same process, ``torch.set_num_t
 Progress goes to stderr; the report to stdout (``--json``: one JSON line).
 Run from the repository root with the project's venv, e.g.::
 
-    python benchmarks/behaviour.py            # full run, ~10-15 min on 2 cores
-    python benchmarks/behaviour.py --quick    # plumbing check, ~1 min
+    python benchmarks/behaviour.py            # full run, ~10 min on 2 idle cores
+    python benchmarks/behaviour.py --quick    # plumbing check, ~15 s
 """
 
 from __future__ import annotations
@@ -261,7 +261,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--skip-throughput", action="store_true")
     p.add_argument("--skip-learning", action="store_true")
     p.add_argument("--quick", action="store_true",
-                   help="tiny sizes to check the plumbing (~1 min); numbers meaningless")
+                   help="tiny sizes to check the plumbing (~15 s idle); numbers meaningless")
     p.add_argument("--json", action="store_true", help="print one JSON line instead of text")
     args = p.parse_args(argv)
     if args.quick:
