@@ -51,6 +51,18 @@ class TwinCritic(torch.nn.Module):
         return self.net(torch.cat([obs, act], dim=-1), slice(0, self.n_tasks)).squeeze(-1)
 
 
+def critic_regression_step(critic: TwinCritic, optimizer: torch.optim.Optimizer,
+                           batch: TransitionBatch, target: torch.Tensor) -> float:
+    """One Adam step on the twin critics' TD regression; returns the per-task mean loss."""
+    q = critic(batch.observations, batch.actions)
+    # Sum over tasks of each task's mean squared TD error (x2 critics).
+    loss = F.mse_loss(q, target.expand_as(q), reduction="none").mean(-1).sum()
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+    return loss.item() / q.shape[1]
+
+
 class EnsembleSAC:
     """Soft actor-critic with automatic entropy tuning, one per task (Haarnoja et al., 2018)."""
 
@@ -95,13 +107,8 @@ class EnsembleSAC:
             q_next = self.critic_target(batch.next_observations, next_action).min(0).values
             target = batch.rewards + self.gamma * (1 - batch.terminals) * (
                 q_next - alpha * next_log_prob)
-        q = self.critic(batch.observations, batch.actions)
-        # Sum over tasks of each task's mean squared TD error (x2 critics).
-        critic_loss = F.mse_loss(q, target.expand_as(q), reduction="none").mean(-1).sum()
-        self.critic_opt.zero_grad(set_to_none=True)
-        critic_loss.backward()
-        self.critic_opt.step()
-        stats = {"critic_loss": critic_loss.item() / q.shape[1]}
+        stats = {"critic_loss": critic_regression_step(self.critic, self.critic_opt, batch,
+                                                       target)}
 
         self.n_updates += 1
         if self.n_updates % self.policy_delay == 0:
@@ -119,7 +126,7 @@ class EnsembleSAC:
                 self.alpha_opt.zero_grad(set_to_none=True)
                 alpha_loss.backward()
                 self.alpha_opt.step()
-            stats["actor_loss"] = actor_loss.item() / q.shape[1]
+            stats["actor_loss"] = actor_loss.item() / batch.rewards.shape[0]
         polyak_update(self.critic_target, self.critic, self.tau)
         return stats
 
@@ -178,12 +185,8 @@ class EnsembleTD3:
             next_action = (next_action + noise).clamp(-1, 1)
             q_next = self.critic_target(batch.next_observations, next_action).min(0).values
             target = batch.rewards + self.gamma * (1 - batch.terminals) * q_next
-        q = self.critic(batch.observations, batch.actions)
-        critic_loss = F.mse_loss(q, target.expand_as(q), reduction="none").mean(-1).sum()
-        self.critic_opt.zero_grad(set_to_none=True)
-        critic_loss.backward()
-        self.critic_opt.step()
-        stats = {"critic_loss": critic_loss.item() / q.shape[1]}
+        stats = {"critic_loss": critic_regression_step(self.critic, self.critic_opt, batch,
+                                                       target)}
 
         self.n_updates += 1
         if self.n_updates % self.policy_delay == 0:
@@ -194,7 +197,7 @@ class EnsembleTD3:
             self.actor_opt.step()
             polyak_update(self.actor_target, self.actor, self.tau)
             polyak_update(self.critic_target, self.critic, self.tau)
-            stats["actor_loss"] = actor_loss.item() / q.shape[1]
+            stats["actor_loss"] = actor_loss.item() / batch.rewards.shape[0]
         return stats
 
     def state_dict(self) -> dict:
