@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 import seaborn as sns
 from matplotlib import pyplot as plt
+from matplotlib.ticker import FuncFormatter
 
 from macaw.data import load_task_buffer
 from macaw.plotting.common import save_figure, save_table, set_style
@@ -53,6 +54,7 @@ def plot_fig8(buffer_paths: list[Path], pdf_path: Path, csv_path: Path) -> pd.Da
         sns.lineplot(data=per_task, x="step_bin", y="return", color="black", lw=1.8,
                      errorbar="se", ax=ax, label=f"mean of {d.task_id.nunique()} tasks")
         ax.set(title=family, xlabel="environment steps per task", ylabel="episode return")
+        ax.xaxis.set_major_formatter(FuncFormatter(lambda x, _: f"{x / 1000:g}k"))
         ax.legend(loc="lower right", fontsize=8)
     fig.suptitle("Behaviour policies (offline data): per-task learning curves", y=1.02)
     save_table(df, csv_path)
