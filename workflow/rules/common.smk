@@ -1,4 +1,4 @@
-# Config loading and validation, input functions shared by the stages, and the default target.
+# Config loading and validation, and the input functions shared by the stages.
 import json
 import os
 import shlex
