@@ -32,8 +32,8 @@ from torch import nn
 from macaw.algos.losses import advantage_loss, awr_loss, awr_weights, value_loss
 from macaw.nets.layers import (LayerState, Params, adapt_state, effective_weights,
                                initial_state, state_weights)
-from macaw.nets.networks import (MetaNet, gaussian_log_prob, policy_forward, policy_net,
-                                 value_forward, value_net)
+from macaw.nets.networks import (ADVANTAGE_HEAD, MetaNet, gaussian_log_prob, policy_forward,
+                                 policy_net, value_forward, value_net)
 
 
 @dataclass
@@ -131,16 +131,19 @@ def _param_dict(params: Params) -> nn.ParameterDict:
 # ----------------------------------------------------------------------------- fast path
 
 def _batched_grad_step(net: MetaNet, params: Params, lrs: dict[str, torch.Tensor],
-                       states: list[LayerState], n_tasks: int, loss_fn) -> list[LayerState]:
+                       states: list[LayerState], n_tasks: int, loss_fn,
+                       skip: frozenset[str] = frozenset()) -> list[LayerState]:
     """One inner step for all tasks: per-task gradients w.r.t. each layer's effective
-    weights (one backward pass), then the closed-form update of :func:`adapt_state`."""
+    weights (one backward pass), then the closed-form update of :func:`adapt_state` for
+    every layer not named in ``skip`` (layers whose adapted weights nobody reads)."""
     flats = [s.flat if s.flat.dim() == 2 else s.flat.expand(n_tasks, -1) for s in states]
     weights = [state_weights(spec, s._replace(flat=f))
                for spec, s, f in zip(net.layers, states, flats)]
     loss = loss_fn(weights).sum()
     # allow_unused: without L_ADV the advantage head gets no gradient and stays as it is.
     grads = torch.autograd.grad(loss, flats, create_graph=True, allow_unused=True)
-    return [s if g is None else adapt_state(spec, params, s._replace(flat=f), lrs, g)
+    return [s if g is None or spec.name in skip
+            else adapt_state(spec, params, s._replace(flat=f), lrs, g)
             for spec, s, f, g in zip(net.layers, states, flats, grads)]
 
 
@@ -167,9 +170,11 @@ def adapt(model: MACAW, obs: torch.Tensor, actions: torch.Tensor, returns: torch
         return loss
 
     p_states = [initial_state(s, p_params) for s in model.policy_net.layers]
-    for _ in range(n_steps):
+    for step in range(n_steps):
+        # After the last step only the trunk and mean are read (outer loss, rollouts).
+        skip = ADVANTAGE_HEAD if step == n_steps - 1 else frozenset()
         p_states = _batched_grad_step(model.policy_net, p_params, model.inner_lrs("policy"),
-                                      p_states, n_tasks, policy_inner_loss)
+                                      p_states, n_tasks, policy_inner_loss, skip)
     p_weights = [state_weights(s, st) for s, st in zip(model.policy_net.layers, p_states)]
     return v_weights, p_weights
 

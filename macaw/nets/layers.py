@@ -122,10 +122,11 @@ class _EffectiveFromWT(torch.autograd.Function):
     def backward(ctx, d_flat):
         a, z = ctx.saved_tensors
         f = ctx.factors
-        left = torch.cat([d_flat.unsqueeze(1), *f.left], dim=1)
+        # Left factors are kept as rows, (k, P): the transposed product is the faster layout.
+        left = torch.cat([d_flat.unsqueeze(0), *f.left], dim=0)
         right = torch.cat([z.unsqueeze(0), *f.right], dim=0)
         f.left, f.right = [], []
-        return left @ right, d_flat @ a, d_flat, None
+        return left.T @ right, d_flat @ a, d_flat, None
 
 
 class _TimesA(torch.autograd.Function):
@@ -140,7 +141,7 @@ class _TimesA(torch.autograd.Function):
     @staticmethod
     def backward(ctx, d_out):
         a, g = ctx.saved_tensors
-        ctx.factors.left.append(g.T)
+        ctx.factors.left.append(g)
         ctx.factors.right.append(d_out)
         return None, d_out @ a.T, None
 
@@ -157,7 +158,7 @@ class _TimesATransposed(torch.autograd.Function):
     @staticmethod
     def backward(ctx, d_out):
         a, v = ctx.saved_tensors
-        ctx.factors.left.append(d_out.T)
+        ctx.factors.left.append(d_out)
         ctx.factors.right.append(v)
         return None, d_out @ a, None
 

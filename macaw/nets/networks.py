@@ -21,6 +21,8 @@ from macaw.nets.layers import LayerSpec, Params, affine, init_layer
 
 POLICY_STD = 0.2
 ADVANTAGE_HIDDEN = 32
+ADVANTAGE_HEAD = frozenset({"adv0", "adv1"})
+"""Layer names of the policy's advantage head (inner-loop only)."""
 
 
 @dataclass(frozen=True)
