@@ -30,6 +30,7 @@ from macaw.algos.macaw import MACAW, MACAWConfig, TaskBatches, meta_step
 from macaw.data import (QUALITY_WINDOWS, contiguous_indices, load_split, load_task_buffer,
                         uniform_indices, window_indices)
 from macaw.evaluate import evaluate_tasks
+from macaw.fields import check_known_fields
 from macaw.io import atomic_path
 from macaw.nets.networks import equal_params_width
 
@@ -74,13 +75,10 @@ class MetaTrainConfig:
     @classmethod
     def from_dict(cls, values: dict) -> "MetaTrainConfig":
         values = dict(values)
-        algo = MACAWConfig(**values.pop("macaw", {}))
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(values) - names)
-        if unknown:
-            raise ValueError(f"meta-training config: unknown field(s) {unknown}; "
-                             f"expected a subset of {sorted(names)}")
-        cfg = cls(macaw=algo, **values)
+        algo_values = values.pop("macaw", {})
+        check_known_fields(MACAWConfig, algo_values, "meta-training config, section 'macaw'")
+        check_known_fields(cls, values, "meta-training config")
+        cfg = cls(macaw=MACAWConfig(**algo_values), **values)
         if cfg.method not in METHODS:
             raise ValueError(f"meta-training config: method {cfg.method!r} unknown; "
                              f"expected one of {METHODS}")
@@ -172,6 +170,7 @@ def run_meta_training(cfg: MetaTrainConfig, train_buffers: list[Path],
 
     ckpt_path, eval_path = run_dir / "checkpoint.pt", run_dir / "eval.csv"
     start, rows = 0, []
+    last_saved = {"step": None}
     if ckpt_path.exists():
         ckpt = torch.load(ckpt_path, map_location=device, weights_only=False)
         if ckpt["config"] != dataclasses.asdict(cfg):
@@ -183,9 +182,11 @@ def run_meta_training(cfg: MetaTrainConfig, train_buffers: list[Path],
         rng.bit_generator.state = ckpt["rng"]["numpy"]
         torch.set_rng_state(ckpt["rng"]["torch"])
         start, rows = ckpt["step"], ckpt["eval_rows"]
+        last_saved["step"] = start
         log.info("resumed %s from step %d", run_dir, start)
 
     def save(step: int) -> None:
+        last_saved["step"] = step
         with atomic_path(ckpt_path) as tmp:
             torch.save({"config": dataclasses.asdict(cfg), "step": step,
                         "model": model.state_dict(),
@@ -211,7 +212,7 @@ def run_meta_training(cfg: MetaTrainConfig, train_buffers: list[Path],
         if not all(math.isfinite(v) for v in stats.values()):
             raise FloatingPointError(
                 f"{run_dir}: non-finite loss at meta-step {step} ({stats}); the last good "
-                f"checkpoint (step {torch.load(ckpt_path, weights_only=False)['step']}) is kept")
+                f"checkpoint (step {last_saved['step']}) is kept")
         bar.update(1)
         if step % cfg.eval_every == 0 or step == cfg.steps:
             mean_return = evaluate(step)

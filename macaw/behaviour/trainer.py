@@ -30,6 +30,7 @@ from tqdm.auto import tqdm
 
 from macaw.behaviour.agents import AGENTS, TransitionBatch
 from macaw.envs import get_family, make_task_env
+from macaw.fields import check_known_fields
 from macaw.io import atomic_path
 
 log = logging.getLogger(__name__)
@@ -72,11 +73,8 @@ class BehaviourConfig:
 
     @classmethod
     def from_dict(cls, family: str, values: dict) -> "BehaviourConfig":
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(values) - names)
-        if unknown:
-            raise ValueError(f"behaviour config of {family!r}: unknown field(s) {unknown}; "
-                             f"expected a subset of {sorted(names - {'family'})}")
+        check_known_fields(cls, values, f"behaviour config of {family!r}",
+                           exclude=frozenset({"family"}))
         return cls(family=family, **values)
 
 

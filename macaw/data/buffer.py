@@ -350,9 +350,8 @@ def _validate_arrays(path: Path, arrays: dict[str, np.ndarray]) -> None:
         raise _schema_error(
             path, "key 'episode_starts'", f"strictly increasing, starting at 0, below N={n}", f"{starts[:5]}..."
         )
-    expected_starts = np.concatenate(
-        [[0], episode_ends(arrays["terminals"], arrays["timeouts"])[:-1] + 1]
-    )
+    ends = episode_ends(arrays["terminals"], arrays["timeouts"])
+    expected_starts = np.concatenate([[0], ends[:-1] + 1])
     if expected_starts.shape != starts.shape or np.any(expected_starts != starts):
         raise _schema_error(
             path,
@@ -360,7 +359,6 @@ def _validate_arrays(path: Path, arrays: dict[str, np.ndarray]) -> None:
             f"the {expected_starts.size} episode starts implied by terminals/timeouts",
             f"{starts.size} starts",
         )
-    ends = episode_ends(arrays["terminals"], arrays["timeouts"])
     if ends.size == 0 or ends[-1] != n - 1:
         raise _schema_error(
             path, "keys 'terminals'/'timeouts'", "the last transition to end an episode", "an unfinished episode"

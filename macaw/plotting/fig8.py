@@ -24,7 +24,7 @@ def learning_curves(buffer_paths: list[Path]) -> pd.DataFrame:
     frames = []
     for path in buffer_paths:
         b = load_task_buffer(path)
-        ends = np.append(b.episode_starts[1:], len(b))
+        ends = [s.stop for s in b.episode_slices()]
         returns = pd.Series(b.episode_returns.astype(np.float64))
         frames.append(pd.DataFrame({
             "family": b.family, "task_id": b.task_id, "episode": np.arange(b.n_episodes),
