@@ -20,15 +20,15 @@ import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, Callable, Protocol
 
 import numpy as np
 import torch
 import yaml
 from tqdm.auto import tqdm
 
-from macaw.algos.macaw import MACAW, MACAWConfig, TaskBatches, meta_step
-from macaw.data import (QUALITY_WINDOWS, contiguous_indices, load_split, load_task_buffer,
-                        uniform_indices, window_indices)
+from macaw.algos.macaw import MACAW, MACAWConfig
+from macaw.data import QUALITY_WINDOWS, Batch, TaskData
 from macaw.evaluate import evaluate_tasks
 from macaw.fields import check_known_fields
 from macaw.io import atomic_path
@@ -36,7 +36,27 @@ from macaw.nets.networks import equal_params_width
 
 log = logging.getLogger(__name__)
 
-METHODS = ("macaw", "macaw_noadv", "macaw_nowt_width", "macaw_nowt_params")
+MACAW_METHODS = ("macaw", "macaw_noadv", "macaw_nowt_width", "macaw_nowt_params", "meta_bc")
+METHODS = (*MACAW_METHODS, "pearl", "mt_ft")
+"""Every method meta-trains through :func:`run_meta_training` and meta-tests through
+:func:`macaw.evaluate.evaluate_tasks`; Meta-BC and the ablations are MACAW switches."""
+
+
+class MetaLearner(Protocol):
+    """What :func:`run_meta_training` needs of a method (an ``nn.Module``)."""
+
+    cfg: Any
+    """The method's resolved hyperparameters (a dataclass), dumped next to every run."""
+
+    def optimizers(self) -> dict[str, torch.optim.Optimizer]: ...
+
+    def train_step(self, optimizers: dict[str, torch.optim.Optimizer], tasks: list[TaskData],
+                   data: "MetaTrainConfig", rng: np.random.Generator) -> dict[str, float]:
+        """Sample its training data from ``tasks`` with ``rng`` and take one step."""
+
+    def adapt_policies(self, batch: Batch) -> list[Callable[[torch.Tensor], torch.Tensor]]:
+        """Adapt to each test task's offline batch ``(T, B, ...)``; one deterministic policy
+        ``obs (obs_dim,) -> action (act_dim,)`` per task."""
 
 
 @dataclass
@@ -70,7 +90,11 @@ class MetaTrainConfig:
     device: str = "auto"
     """``auto`` (CUDA when present), ``cpu`` or ``cuda``."""
     macaw: MACAWConfig = field(default_factory=MACAWConfig)
-    """Algorithm hyperparameters (method switches are applied on top)."""
+    """MACAW hyperparameters (ablations and Meta-BC apply their switches on top)."""
+    pearl: dict = field(default_factory=dict)
+    """Offline PEARL hyperparameters (:class:`macaw.algos.pearl.PEARLConfig` fields)."""
+    mt_ft: dict = field(default_factory=dict)
+    """Offline MT+FT hyperparameters (:class:`macaw.algos.mt_ft.MTFTConfig` fields)."""
 
     @classmethod
     def from_dict(cls, values: dict) -> "MetaTrainConfig":
@@ -79,6 +103,10 @@ class MetaTrainConfig:
         check_known_fields(MACAWConfig, algo_values, "meta-training config, section 'macaw'")
         check_known_fields(cls, values, "meta-training config")
         cfg = cls(macaw=MACAWConfig(**algo_values), **values)
+        for section in ("pearl", "mt_ft"):
+            if getattr(cfg, section) or cfg.method == section:
+                check_known_fields(_baseline_config(section), getattr(cfg, section),
+                                   f"meta-training config, section {section!r}")
         if cfg.method not in METHODS:
             raise ValueError(f"meta-training config: method {cfg.method!r} unknown; "
                              f"expected one of {METHODS}")
@@ -88,10 +116,24 @@ class MetaTrainConfig:
         return cfg
 
 
+def _baseline_config(method: str) -> type:
+    """The hyperparameter dataclass of a baseline (imported only when it is used)."""
+    if method == "pearl":
+        from macaw.algos.pearl import PEARLConfig
+
+        return PEARLConfig
+    from macaw.algos.mt_ft import MTFTConfig
+
+    return MTFTConfig
+
+
 def method_config(method: str, base: MACAWConfig, obs_dim: int, act_dim: int) -> MACAWConfig:
-    """The ablations are switches of the same algorithm (paper Fig. 4 left / center)."""
+    """The ablations and Meta-BC are switches of the same algorithm (paper Fig. 4 left /
+    center, Section 5)."""
     if method == "macaw":
         return base
+    if method == "meta_bc":
+        return dataclasses.replace(base, behaviour_cloning=True, adv_loss=False)
     if method == "macaw_noadv":
         return dataclasses.replace(base, adv_loss=False)
     if method == "macaw_nowt_width":
@@ -102,44 +144,31 @@ def method_config(method: str, base: MACAWConfig, obs_dim: int, act_dim: int) ->
     raise ValueError(f"unknown method {method!r}; expected one of {METHODS}")
 
 
+def build_learner(cfg: MetaTrainConfig, obs_dim: int, act_dim: int, n_train_tasks: int,
+                  device: torch.device) -> MetaLearner:
+    """The method ``cfg.method``, its parameters on ``device``."""
+    if cfg.method in MACAW_METHODS:
+        learner = MACAW(obs_dim, act_dim, method_config(cfg.method, cfg.macaw, obs_dim, act_dim),
+                        seed=cfg.seed)
+    elif cfg.method == "pearl":
+        from macaw.algos.pearl import PEARL, PEARLConfig
+
+        learner = PEARL(obs_dim, act_dim, n_train_tasks, PEARLConfig(**cfg.pearl), seed=cfg.seed)
+    elif cfg.method == "mt_ft":
+        from macaw.algos.mt_ft import MTFT, MTFTConfig
+
+        learner = MTFT(obs_dim, act_dim, n_train_tasks, MTFTConfig(**cfg.mt_ft), seed=cfg.seed)
+    else:
+        raise ValueError(f"unknown method {cfg.method!r}; expected one of {METHODS}")
+    return learner.to(device)
+
+
 def pick_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name == "cuda" and not torch.cuda.is_available():
         raise ValueError("meta-training config: device 'cuda' requested but CUDA is unavailable")
     return torch.device(name)
-
-
-class TaskData:
-    """One task's buffer as tensors, with its inner and outer sampling windows."""
-
-    def __init__(self, path: Path, cfg: MetaTrainConfig, device: torch.device):
-        buffer = load_task_buffer(path)
-        self.task_id, self.buffer = buffer.task_id, buffer
-        self.obs = torch.as_tensor(buffer.observations, device=device)
-        self.actions = torch.as_tensor(buffer.actions, device=device)
-        self.returns = torch.as_tensor(buffer.mc_returns, device=device)
-        self.inner_window = window_indices(buffer, cfg.inner_quality, cfg.window_trajectories)
-        self.outer_window = window_indices(buffer, "good", cfg.window_trajectories)
-
-    def take(self, idx: np.ndarray) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        i = torch.as_tensor(idx, device=self.obs.device)
-        return self.obs[i], self.actions[i], self.returns[i]
-
-
-def sample_meta_batch(tasks: list[TaskData], cfg: MetaTrainConfig,
-                      rng: np.random.Generator) -> TaskBatches:
-    """``tasks_per_batch`` distinct tasks; per task a contiguous inner batch and a disjoint
-    uniform outer batch."""
-    chosen = rng.choice(len(tasks), size=min(cfg.tasks_per_batch, len(tasks)), replace=False)
-    parts = []
-    for k in chosen:
-        task = tasks[k]
-        inner = contiguous_indices(task.buffer, cfg.inner_batch, rng, task.inner_window)
-        outer = uniform_indices(task.buffer, cfg.outer_batch, rng, task.outer_window,
-                                exclude=inner)
-        parts.append((*task.take(inner), *task.take(outer)))
-    return TaskBatches(*(torch.stack(x) for x in zip(*parts)))
 
 
 def _rng_state(rng: np.random.Generator) -> dict:
@@ -156,13 +185,11 @@ def run_meta_training(cfg: MetaTrainConfig, train_buffers: list[Path],
     device = pick_device(cfg.device)
     torch.manual_seed(cfg.seed)
     rng = np.random.default_rng(cfg.seed)
-    train = [TaskData(p, cfg, device) for p in train_buffers]
-    test = [TaskData(p, cfg, device) for p in test_buffers]
-    obs_dim, act_dim = train[0].obs.shape[1], train[0].actions.shape[1]
-    algo = method_config(cfg.method, cfg.macaw, obs_dim, act_dim)
-    model = MACAW(obs_dim, act_dim, algo, seed=cfg.seed).to(device)
+    train, test = ([TaskData(p, cfg.inner_quality, cfg.window_trajectories, device)
+                    for p in paths] for paths in (train_buffers, test_buffers))
+    model = build_learner(cfg, train[0].obs_dim, train[0].act_dim, len(train), device)
     optimizers = model.optimizers()
-    resolved = {**dataclasses.asdict(cfg), "resolved_macaw": dataclasses.asdict(algo),
+    resolved = {**dataclasses.asdict(cfg), "resolved_algorithm": dataclasses.asdict(model.cfg),
                 "train_tasks": [t.task_id for t in train], "test_tasks": [t.task_id for t in test],
                 "device_used": str(device), "torch": str(torch.__version__)}
     with atomic_path(run_dir / "config.yaml") as tmp:
@@ -208,7 +235,7 @@ def run_meta_training(cfg: MetaTrainConfig, train_buffers: list[Path],
         save(0)
     t0 = time.perf_counter()
     for step in range(start + 1, cfg.steps + 1):
-        stats = meta_step(model, optimizers, sample_meta_batch(train, cfg, rng))
+        stats = model.train_step(optimizers, train, cfg, rng)
         if not all(math.isfinite(v) for v in stats.values()):
             raise FloatingPointError(
                 f"{run_dir}: non-finite loss at meta-step {step} ({stats}); the last good "
@@ -216,7 +243,7 @@ def run_meta_training(cfg: MetaTrainConfig, train_buffers: list[Path],
         bar.update(1)
         if step % cfg.eval_every == 0 or step == cfg.steps:
             mean_return = evaluate(step)
-            bar.set_postfix(test_return=f"{mean_return:.1f}", v_loss=f"{stats['value_loss']:.3g}")
+            bar.set_postfix(test_return=f"{mean_return:.1f}")
             log.info("%s step %d: mean test return %.1f (%.1f steps/s), %s", run_dir, step,
                      mean_return, (step - start) / (time.perf_counter() - t0), stats)
         if step % cfg.checkpoint_every == 0 or step == cfg.steps:

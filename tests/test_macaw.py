@@ -142,6 +142,51 @@ def test_fast_meta_gradients_equal_reference(latent, adv_loss, inner_steps):
     assert n_nonzero == len(params) - n_unused
 
 
+@pytest.mark.parametrize("latent,inner_steps", [(0, 1), (7, 1), (7, 2)])
+def test_meta_bc_fast_equals_reference_and_ignores_returns(latent, inner_steps):
+    cfg = MACAWConfig(width=8, latent=latent, adv_loss=False, behaviour_cloning=True,
+                      inner_steps=inner_steps, inner_lr=0.05)
+    model = MACAW(5, 2, cfg, seed=3, dtype=F64)
+    batch = _batch()
+    params = [p for p in model.parameters() if p.requires_grad]
+    lv, lp = meta_loss(model, batch)
+    rv, rp = meta_loss_reference(model, batch)
+    assert lv.item() == 0.0 and rv.item() == 0.0          # no value function in Meta-BC
+    torch.testing.assert_close(lp, rp, rtol=1e-10, atol=0)
+    for f, r in zip(torch.autograd.grad(lp, params, allow_unused=True),
+                    torch.autograd.grad(rp, params, allow_unused=True)):
+        if r is not None:
+            assert ((f - r).abs().max() / r.abs().max().clamp_min(1e-300)).item() <= 1e-6
+    # Returns play no part in behaviour cloning: other returns, same loss.
+    shuffled = batch._replace(inner_returns=batch.inner_returns * -3 + 1,
+                              outer_returns=batch.outer_returns * 5)
+    torch.testing.assert_close(meta_loss(model, shuffled)[1], lp, rtol=0, atol=0)
+
+
+def test_meta_bc_inner_step_is_the_maml_step_on_the_bc_likelihood():
+    """Meta-BC's inner loop (shared with MACAW) equals theta - alpha * grad(-mean log pi)."""
+    cfg = MACAWConfig(width=8, latent=0, adv_loss=False, behaviour_cloning=True, inner_lr=0.05)
+    model = MACAW(5, 2, cfg, seed=3, dtype=F64)
+    b = _batch(n_tasks=1)
+    _, adapted = adapt(model, b.inner_obs, b.inner_actions, b.inner_returns, n_steps=1)
+    theta = model.params("policy")
+    mean, _ = policy_forward(effective_layers(model, theta), b.inner_obs[0])
+    nll = -gaussian_log_prob(mean, b.inner_actions[0]).mean()
+    grads = dict(zip(theta, torch.autograd.grad(nll, list(theta.values()), allow_unused=True)))
+    for spec, (w, bias) in zip(model.policy_net.layers, adapted):
+        if spec.name.startswith("adv"):
+            continue
+        lr = model.inner_lrs("policy")
+        torch.testing.assert_close(w[0], theta[f"{spec.name}.weight"]
+                                   - lr[f"{spec.name}.weight"] * grads[f"{spec.name}.weight"])
+        torch.testing.assert_close(bias[0], theta[f"{spec.name}.bias"]
+                                   - lr[f"{spec.name}.bias"] * grads[f"{spec.name}.bias"])
+
+
+def effective_layers(model, params):
+    return [effective_weights(spec, params) for spec in model.policy_net.layers]
+
+
 def test_adaptation_moves_only_with_data_and_per_task():
     """Two tasks with different data get different adapted policies; identical data, same."""
     model = MACAW(5, 2, MACAWConfig(width=8, latent=4, inner_lr=0.1), dtype=F64)

@@ -8,8 +8,10 @@ import pytest
 import torch
 import yaml
 
-import macaw.meta_train as mt
-from macaw.meta_train import MetaTrainConfig, TaskData, run_meta_training, sample_meta_batch
+import macaw.algos.macaw as macaw_algo
+from macaw.algos.macaw import sample_task_batches
+from macaw.data import TaskData
+from macaw.meta_train import MetaTrainConfig, run_meta_training
 
 
 def tiny_config(**kw) -> MetaTrainConfig:
@@ -21,22 +23,23 @@ def tiny_config(**kw) -> MetaTrainConfig:
 
 def test_inner_and_outer_batches_never_share_a_transition(tiny_buffers):
     cfg = tiny_config(inner_batch=150, outer_batch=200)
-    task = TaskData(tiny_buffers[3], cfg, torch.device("cpu"))
+    task = TaskData(tiny_buffers[3], cfg.inner_quality, cfg.window_trajectories,
+                    torch.device("cpu"))
     rng = np.random.default_rng(0)
     picked = {}
-    original = mt.uniform_indices
+    original = macaw_algo.uniform_indices
 
     def spy(buffer, batch_size, rng, indices=None, exclude=None):
         out = original(buffer, batch_size, rng, indices, exclude)
         picked.setdefault("pairs", []).append((np.asarray(exclude), out))
         return out
 
-    mt.uniform_indices = spy
+    macaw_algo.uniform_indices = spy
     try:
         for _ in range(50):
-            batch = sample_meta_batch([task], cfg, rng)
+            batch = sample_task_batches([task], 5, cfg.inner_batch, cfg.outer_batch, rng)
     finally:
-        mt.uniform_indices = original
+        macaw_algo.uniform_indices = original
     for inner, outer in picked["pairs"]:
         assert len(set(inner) & set(outer)) == 0
         assert np.all(np.diff(inner) == 1)              # contiguous inner window
@@ -62,7 +65,7 @@ def test_killed_run_resumes_to_the_same_result(tiny_buffers, tmp_path, monkeypat
     full = run_meta_training(cfg, [tiny_buffers[3]], [tiny_buffers[11]], tmp_path / "a",
                              progress=False)
 
-    original, calls = mt.meta_step, {"n": 0}
+    original, calls = macaw_algo.meta_step, {"n": 0}
 
     def killed_at_5(*args, **kwargs):
         calls["n"] += 1
@@ -70,12 +73,12 @@ def test_killed_run_resumes_to_the_same_result(tiny_buffers, tmp_path, monkeypat
             raise KeyboardInterrupt("simulated kill")
         return original(*args, **kwargs)
 
-    monkeypatch.setattr(mt, "meta_step", killed_at_5)
+    monkeypatch.setattr(macaw_algo, "meta_step", killed_at_5)
     with pytest.raises(KeyboardInterrupt):
         run_meta_training(cfg, [tiny_buffers[3]], [tiny_buffers[11]], tmp_path / "b",
                           progress=False)
     assert torch.load(tmp_path / "b" / "checkpoint.pt", weights_only=False)["step"] == 4
-    monkeypatch.setattr(mt, "meta_step", original)
+    monkeypatch.setattr(macaw_algo, "meta_step", original)
     resumed = run_meta_training(cfg, [tiny_buffers[3]], [tiny_buffers[11]], tmp_path / "b",
                                 progress=False)
     pd.testing.assert_frame_equal(pd.read_csv(full), pd.read_csv(resumed))
@@ -88,14 +91,14 @@ def test_killed_run_resumes_to_the_same_result(tiny_buffers, tmp_path, monkeypat
 def test_non_finite_loss_stops_and_keeps_last_good_checkpoint(tiny_buffers, tmp_path,
                                                               monkeypatch):
     cfg = tiny_config()
-    original, calls = mt.meta_step, {"n": 0}
+    original, calls = macaw_algo.meta_step, {"n": 0}
 
     def nan_at_3(*args, **kwargs):
         calls["n"] += 1
         stats = original(*args, **kwargs)
         return {**stats, "value_loss": float("nan")} if calls["n"] == 3 else stats
 
-    monkeypatch.setattr(mt, "meta_step", nan_at_3)
+    monkeypatch.setattr(macaw_algo, "meta_step", nan_at_3)
     with pytest.raises(FloatingPointError, match="non-finite loss at meta-step 3.*step 2"):
         run_meta_training(cfg, [tiny_buffers[3]], [tiny_buffers[11]], tmp_path, progress=False)
     assert torch.load(tmp_path / "checkpoint.pt", weights_only=False)["step"] == 2

@@ -24,12 +24,14 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import Callable, NamedTuple, Protocol
 
+import numpy as np
 import torch
 from torch import nn
 
 from macaw.algos.losses import advantage_loss, awr_loss, awr_weights, value_loss
+from macaw.data import Batch, TaskData, contiguous_indices, uniform_indices
 from macaw.nets.layers import (LayerState, Params, adapt_state, effective_weights,
                                initial_state, state_weights)
 from macaw.nets.networks import (ADVANTAGE_HEAD, MetaNet, gaussian_log_prob, policy_forward,
@@ -66,6 +68,9 @@ class MACAWConfig:
     """AWR temperature T."""
     max_weight: float = 20.0
     """Clip of the AWR weights."""
+    behaviour_cloning: bool = False
+    """Meta-BC: behaviour-cloning likelihood in both loops instead of AWR (every weight 1,
+    no value function, no L_ADV). Same adaptation code as MACAW."""
 
 
 class TaskBatches(NamedTuple):
@@ -77,6 +82,29 @@ class TaskBatches(NamedTuple):
     outer_obs: torch.Tensor
     outer_actions: torch.Tensor
     outer_returns: torch.Tensor
+
+
+class MetaBatchShape(Protocol):
+    """What :meth:`MACAW.train_step` reads from the run config
+    (:class:`macaw.meta_train.MetaTrainConfig`)."""
+
+    tasks_per_batch: int
+    inner_batch: int
+    outer_batch: int
+
+
+def sample_task_batches(tasks: list[TaskData], tasks_per_batch: int, inner_batch: int,
+                        outer_batch: int, rng: np.random.Generator) -> TaskBatches:
+    """``tasks_per_batch`` distinct tasks; per task a contiguous inner batch from its inner
+    window and a disjoint uniform outer batch from its good window (SPEC §4)."""
+    chosen = rng.choice(len(tasks), size=min(tasks_per_batch, len(tasks)), replace=False)
+    parts = []
+    for k in chosen:
+        task = tasks[k]
+        inner = contiguous_indices(task.buffer, inner_batch, rng, task.inner_window)
+        outer = uniform_indices(task.buffer, outer_batch, rng, task.outer_window, exclude=inner)
+        parts.append((*task.take(inner), *task.take(outer)))
+    return TaskBatches(*(torch.stack(x) for x in zip(*parts)))
 
 
 def _inverse_softplus(y: float) -> float:
@@ -101,6 +129,30 @@ class MACAW(nn.Module):
             {k: nn.Parameter(torch.tensor(rho0, dtype=dtype)) for k in self.policy})
         self.adv_coef = nn.Parameter(torch.tensor(cfg.adv_coef, dtype=dtype),
                                      requires_grad=cfg.learn_adv_coef and cfg.adv_loss)
+        if cfg.behaviour_cloning and cfg.adv_loss:
+            raise ValueError("MACAWConfig: behaviour_cloning needs adv_loss=False "
+                             "(Meta-BC has no advantage head loss)")
+
+    def train_step(self, optimizers: dict[str, torch.optim.Optimizer], tasks: list[TaskData],
+                   data: "MetaBatchShape", rng: np.random.Generator) -> dict[str, float]:
+        """One meta-step on a freshly sampled meta-batch of ``tasks``."""
+        batch = sample_task_batches(tasks, data.tasks_per_batch, data.inner_batch,
+                                    data.outer_batch, rng)
+        return meta_step(self, optimizers, batch)
+
+    def adapt_policies(self, batch: Batch) -> list[Callable[[torch.Tensor], torch.Tensor]]:
+        """Algorithm 2: adapt on each task's batch ``(T, B, ...)``; one deterministic policy
+        (the mean action) per task."""
+        with torch.enable_grad():
+            _, p_weights = adapt(self, batch.observations, batch.actions, batch.mc_returns,
+                                 self.cfg.inner_steps)
+        policies = []
+        for k in range(batch.observations.shape[0]):
+            # Layers that were not adapted (an unused head) still hold the shared weights.
+            weights = [(w[k].detach(), b[k].detach()) if w.dim() == 3
+                       else (w.detach(), b.detach()) for w, b in p_weights]
+            policies.append(lambda obs, weights=weights: policy_forward(weights, obs)[0])
+        return policies
 
     # Parameter dicts are keyed "l0.z"; ParameterDict forbids dots, so keys swap "." -> ":".
     def params(self, which: str) -> Params:
@@ -153,14 +205,17 @@ def adapt(model: MACAW, obs: torch.Tensor, actions: torch.Tensor, returns: torch
     Algorithm 1). ``obs (T, B, obs_dim)``; returns per-task weight lists ``[(W, b), ...]``."""
     cfg, n_tasks = model.cfg, obs.shape[0]
     v_params, p_params = model.params("value"), model.params("policy")
-    v_states = [initial_state(s, v_params) for s in model.value_net.layers]
-    for _ in range(n_steps):
-        v_states = _batched_grad_step(
-            model.value_net, v_params, model.inner_lrs("value"), v_states, n_tasks,
-            lambda w: value_loss(value_forward(w, obs), returns))
-    v_weights = [state_weights(s, st) for s, st in zip(model.value_net.layers, v_states)]
-    advantages = (returns - value_forward(v_weights, obs)).detach()
-    weights_awr = awr_weights(advantages, cfg.temperature, cfg.max_weight)
+    if cfg.behaviour_cloning:
+        v_weights, advantages, weights_awr = [], None, torch.ones_like(returns)
+    else:
+        v_states = [initial_state(s, v_params) for s in model.value_net.layers]
+        for _ in range(n_steps):
+            v_states = _batched_grad_step(
+                model.value_net, v_params, model.inner_lrs("value"), v_states, n_tasks,
+                lambda w: value_loss(value_forward(w, obs), returns))
+        v_weights = [state_weights(s, st) for s, st in zip(model.value_net.layers, v_states)]
+        advantages = (returns - value_forward(v_weights, obs)).detach()
+        weights_awr = awr_weights(advantages, cfg.temperature, cfg.max_weight)
 
     def policy_inner_loss(w):
         mean, adv_pred = policy_forward(w, obs, actions if cfg.adv_loss else None)
@@ -181,10 +236,14 @@ def adapt(model: MACAW, obs: torch.Tensor, actions: torch.Tensor, returns: torch
 
 def outer_losses(cfg: MACAWConfig, v_weights: list, p_weights: list, obs: torch.Tensor,
                  actions: torch.Tensor, returns: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per-task outer losses ``L_V(phi', D_ts)`` and ``L_AWR(theta', phi', D_ts)``."""
+    """Per-task outer losses ``L_V(phi', D_ts)`` and ``L_AWR(theta', phi', D_ts)`` (Meta-BC:
+    no value loss and every weight 1, i.e. the behaviour-cloning NLL)."""
+    mean, _ = policy_forward(p_weights, obs)
+    if cfg.behaviour_cloning:
+        return (returns.new_zeros(returns.shape[:-1]),
+                awr_loss(gaussian_log_prob(mean, actions), torch.ones_like(returns)))
     values = value_forward(v_weights, obs)
     weights = awr_weights(returns - values, cfg.temperature, cfg.max_weight)
-    mean, _ = policy_forward(p_weights, obs)
     return value_loss(values, returns), awr_loss(gaussian_log_prob(mean, actions), weights)
 
 
@@ -216,11 +275,14 @@ def meta_loss_reference(model: MACAW, batch: TaskBatches) -> tuple[torch.Tensor,
     for t in range(batch.inner_obs.shape[0]):
         obs, act, ret = batch.inner_obs[t], batch.inner_actions[t], batch.inner_returns[t]
         phi = model.params("value")
-        for _ in range(cfg.inner_steps):
-            phi = _sgd_step(phi, model.inner_lrs("value"),
-                            value_loss(value_forward(_weights(model.value_net, phi), obs), ret))
-        advantages = (ret - value_forward(_weights(model.value_net, phi), obs)).detach()
-        w_awr = awr_weights(advantages, cfg.temperature, cfg.max_weight)
+        if cfg.behaviour_cloning:
+            w_awr = torch.ones_like(ret)
+        else:
+            for _ in range(cfg.inner_steps):
+                phi = _sgd_step(phi, model.inner_lrs("value"), value_loss(
+                    value_forward(_weights(model.value_net, phi), obs), ret))
+            advantages = (ret - value_forward(_weights(model.value_net, phi), obs)).detach()
+            w_awr = awr_weights(advantages, cfg.temperature, cfg.max_weight)
         theta = model.params("policy")
         for _ in range(cfg.inner_steps):
             mean, adv_pred = policy_forward(_weights(model.policy_net, theta), obs,

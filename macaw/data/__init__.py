@@ -18,6 +18,7 @@ from macaw.data.sampling import (
     uniform_indices,
 )
 from macaw.data.splits import SPLITS, load_split, make_split, write_split
+from macaw.data.tasks import TaskData, stack_batches
 from macaw.data.windows import QUALITY_WINDOWS, window_episodes, window_indices
 
 __all__ = [
@@ -39,6 +40,10 @@ __all__ = [
     "load_split",
     "make_split",
     "write_split",
+    "TaskData",
+    "stack_batches",
+    "TaskData",
+    "stack_batches",
     "QUALITY_WINDOWS",
     "window_episodes",
     "window_indices",
