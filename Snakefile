@@ -18,5 +18,11 @@ rule all:
     input:
         "results/fig8.pdf",
         "results/fig8.csv",
-        expand("results/{figure}.{ext}", figure=["fig4_left", "fig4_center", "fig5"], ext=["pdf", "csv"]),
+        expand(
+            "results/{figure}.{ext}",
+            figure=["fig3", "fig4_left", "fig4_center", "fig4_right", "fig5"],
+            ext=["pdf", "csv"],
+        ),
+        "results/table1.csv",
+        "results/table1.md",
         all_split_files(),

@@ -24,9 +24,13 @@ def _json_arg(text: str) -> dict:
 
 
 def _set_threads(n: int) -> None:
+    """Never more torch threads than CPUs: Snakemake may grant a job more threads than the
+    machine has, to keep torch jobs from running side by side (see workflow/rules/common.smk)."""
+    import os
+
     import torch
 
-    torch.set_num_threads(max(1, n))
+    torch.set_num_threads(max(1, min(n, os.cpu_count() or 1)))
 
 
 def cmd_train_behaviour(args: argparse.Namespace) -> None:
@@ -65,6 +69,35 @@ def cmd_plot_curves(args: argparse.Namespace) -> None:
 
     runs = [RunCurve(panel, label, int(seed), Path(path)) for panel, label, seed, path in args.run]
     plot_curves(runs, args.pdf, args.csv, title=args.title)
+
+
+def cmd_plot_sparsity(args: argparse.Namespace) -> None:
+    from macaw.plotting.curves import RunCurve
+    from macaw.plotting.sparsity import plot_sparsity
+
+    runs = [RunCurve(n, label, int(seed), Path(path)) for n, label, seed, path in args.run]
+    plot_sparsity(runs, args.pdf, args.csv, title=args.title)
+
+
+def cmd_online_finetune(args: argparse.Namespace) -> None:
+    from macaw.online import OnlineConfig, run_online_finetuning
+
+    _set_threads(args.threads)
+    cfg = OnlineConfig.from_dict({**args.params, "seed": args.seed})
+    missing = [str(p) for p in args.buffers if not p.exists()]
+    if missing:
+        raise FileNotFoundError(f"online-finetune: buffer file(s) missing: {missing}")
+    run_online_finetuning(args.run_dir, args.buffers, cfg, args.out,
+                          progress=not args.no_progress)
+
+
+def cmd_table1(args: argparse.Namespace) -> None:
+    from macaw.online import online_table
+
+    runs: dict[str, list[Path]] = {}
+    for label, path in args.run:
+        runs.setdefault(label, []).append(Path(path))
+    print(online_table(runs, args.csv, args.md).to_string(index=False))
 
 
 def cmd_export_minari(args: argparse.Namespace) -> None:
@@ -159,6 +192,37 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--csv", type=Path, required=True)
     p.set_defaults(func=cmd_plot_curves)
 
+    p = sub.add_parser("plot-sparsity", help="final meta-test return vs number of training "
+                       "tasks (Fig. 4 right)")
+    p.add_argument("--run", nargs=4, action="append", required=True,
+                   metavar=("N_TRAIN_TASKS", "LABEL", "SEED", "EVAL_CSV"), help="one run (repeat)")
+    p.add_argument("--title", required=True)
+    p.add_argument("--pdf", type=Path, required=True)
+    p.add_argument("--csv", type=Path, required=True)
+    p.set_defaults(func=cmd_plot_sparsity)
+
+    p = sub.add_parser("online-finetune", help="online fine-tuning of a meta-trained run on its "
+                       "test tasks (paper C.2, Table 1); writes env_steps,task_id,return")
+    p.add_argument("--run-dir", type=Path, required=True,
+                   help="finished meta-training run (config.yaml, checkpoint.pt)")
+    p.add_argument("--buffers", type=Path, nargs="+", required=True,
+                   help="the test tasks' buffer files")
+    p.add_argument("--params", type=_json_arg, default={},
+                   help="JSON object of OnlineConfig fields (macaw.online)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=int, default=1, help="torch CPU threads")
+    p.add_argument("--out", type=Path, required=True, help="output CSV")
+    p.add_argument("--no-progress", action="store_true")
+    p.set_defaults(func=cmd_online_finetune)
+
+    p = sub.add_parser("table1", help="Table 1 from online fine-tuning CSVs")
+    p.add_argument("--run", nargs=2, action="append", required=True,
+                   metavar=("METHOD", "ONLINE_CSV"), help="one run (repeat; seeds of a method "
+                   "are averaged per task)")
+    p.add_argument("--csv", type=Path, required=True)
+    p.add_argument("--md", type=Path, required=True)
+    p.set_defaults(func=cmd_table1)
+
     p = sub.add_parser("export-minari", help="export buffers as a Minari dataset (no download)")
     p.add_argument("--buffers", type=Path, nargs="+", required=True)
     p.add_argument("--dataset-id", required=True, help="e.g. macaw/cheetah-vel-task03-v0")
@@ -172,11 +236,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--buffers-dir", type=Path, required=True,
                    help="directory of the family's task??.h5 buffers")
     p.add_argument("--method", default="macaw",
-                   help="macaw, macaw_noadv, macaw_nowt_width or macaw_nowt_params")
+                   help="macaw, macaw_noadv, macaw_nowt_width, macaw_nowt_params, meta_bc, "
+                        "pearl or mt_ft")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--params", type=_json_arg, default={},
                    help="JSON object of MetaTrainConfig fields (macaw.meta_train), with "
-                        "algorithm fields under 'macaw' (macaw.algos.macaw.MACAWConfig)")
+                        "algorithm fields under 'macaw' (macaw.algos.macaw.MACAWConfig), "
+                        "'pearl' (macaw.algos.pearl.PEARLConfig), 'mt_ft' "
+                        "(macaw.algos.mt_ft.MTFTConfig)")
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads")
     p.add_argument("--run-dir", type=Path, required=True,
                    help="output directory (config.yaml, checkpoint.pt, eval.csv)")

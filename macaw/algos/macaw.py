@@ -34,8 +34,8 @@ from macaw.algos.losses import advantage_loss, awr_loss, awr_weights, value_loss
 from macaw.data import Batch, TaskData, contiguous_indices, uniform_indices
 from macaw.nets.layers import (LayerState, Params, adapt_state, effective_weights,
                                initial_state, state_weights)
-from macaw.nets.networks import (ADVANTAGE_HEAD, MetaNet, gaussian_log_prob, policy_forward,
-                                 policy_net, value_forward, value_net)
+from macaw.nets.networks import (ADVANTAGE_HEAD, POLICY_STD, MetaNet, gaussian_log_prob,
+                                 policy_forward, policy_net, value_forward, value_net)
 
 
 @dataclass
@@ -154,6 +154,10 @@ class MACAW(nn.Module):
             policies.append(lambda obs, weights=weights: policy_forward(weights, obs)[0])
         return policies
 
+    def online_agent(self, context: Batch) -> "MACAWOnlineAgent":
+        """Online fine-tuning on one test task (paper C.2), starting from ``context`` (B, ...)."""
+        return MACAWOnlineAgent(self, context)
+
     # Parameter dicts are keyed "l0.z"; ParameterDict forbids dots, so keys swap "." -> ":".
     def params(self, which: str) -> Params:
         return {k.replace(":", "."): v for k, v in getattr(self, which).items()}
@@ -258,13 +262,43 @@ def meta_loss(model: MACAW, batch: TaskBatches) -> tuple[torch.Tensor, torch.Ten
 
 # ------------------------------------------------------------------------ reference path
 
-def _sgd_step(params: Params, lrs: dict[str, torch.Tensor], loss: torch.Tensor) -> Params:
-    grads = torch.autograd.grad(loss, list(params.values()), create_graph=True, allow_unused=True)
+def _sgd_step(params: Params, lrs: dict[str, torch.Tensor], loss: torch.Tensor,
+              create_graph: bool = True) -> Params:
+    grads = torch.autograd.grad(loss, list(params.values()), create_graph=create_graph,
+                                allow_unused=True)
+    if not create_graph:
+        return {k: (v if g is None else v - lrs[k] * g).detach().requires_grad_()
+                for (k, v), g in zip(params.items(), grads)}
     return {k: v if g is None else v - lrs[k] * g for (k, v), g in zip(params.items(), grads)}
 
 
 def _weights(net: MetaNet, params: Params) -> list:
     return [effective_weights(spec, params) for spec in net.layers]
+
+
+def adapt_params(model: MACAW, obs: torch.Tensor, act: torch.Tensor, ret: torch.Tensor,
+                 n_steps: int, phi: Params, theta: Params, create_graph: bool = True,
+                 ) -> tuple[Params, Params]:
+    """One task's inner loop on full parameter dicts: ``n_steps`` SGD steps of Eq. 2 on the
+    value ``phi``, then ``n_steps`` of Eq. 3 on the policy ``theta`` against the adapted value
+    (the reference path, and online fine-tuning with ``create_graph=False``)."""
+    cfg = model.cfg
+    if cfg.behaviour_cloning:
+        w_awr = torch.ones_like(ret)
+    else:
+        for _ in range(n_steps):
+            phi = _sgd_step(phi, model.inner_lrs("value"), value_loss(
+                value_forward(_weights(model.value_net, phi), obs), ret), create_graph)
+        advantages = (ret - value_forward(_weights(model.value_net, phi), obs)).detach()
+        w_awr = awr_weights(advantages, cfg.temperature, cfg.max_weight)
+    for _ in range(n_steps):
+        mean, adv_pred = policy_forward(_weights(model.policy_net, theta), obs,
+                                        act if cfg.adv_loss else None)
+        loss = awr_loss(gaussian_log_prob(mean, act), w_awr)
+        if cfg.adv_loss:
+            loss = loss + model.adv_coef * advantage_loss(adv_pred, advantages)
+        theta = _sgd_step(theta, model.inner_lrs("policy"), loss, create_graph)
+    return phi, theta
 
 
 def meta_loss_reference(model: MACAW, batch: TaskBatches) -> tuple[torch.Tensor, torch.Tensor]:
@@ -274,23 +308,8 @@ def meta_loss_reference(model: MACAW, batch: TaskBatches) -> tuple[torch.Tensor,
     total_v = total_p = 0.0
     for t in range(batch.inner_obs.shape[0]):
         obs, act, ret = batch.inner_obs[t], batch.inner_actions[t], batch.inner_returns[t]
-        phi = model.params("value")
-        if cfg.behaviour_cloning:
-            w_awr = torch.ones_like(ret)
-        else:
-            for _ in range(cfg.inner_steps):
-                phi = _sgd_step(phi, model.inner_lrs("value"), value_loss(
-                    value_forward(_weights(model.value_net, phi), obs), ret))
-            advantages = (ret - value_forward(_weights(model.value_net, phi), obs)).detach()
-            w_awr = awr_weights(advantages, cfg.temperature, cfg.max_weight)
-        theta = model.params("policy")
-        for _ in range(cfg.inner_steps):
-            mean, adv_pred = policy_forward(_weights(model.policy_net, theta), obs,
-                                            act if cfg.adv_loss else None)
-            loss = awr_loss(gaussian_log_prob(mean, act), w_awr)
-            if cfg.adv_loss:
-                loss = loss + model.adv_coef * advantage_loss(adv_pred, advantages)
-            theta = _sgd_step(theta, model.inner_lrs("policy"), loss)
+        phi, theta = adapt_params(model, obs, act, ret, cfg.inner_steps,
+                                  model.params("value"), model.params("policy"))
         lv, lp = outer_losses(cfg, _weights(model.value_net, phi), _weights(model.policy_net, theta),
                               batch.outer_obs[t], batch.outer_actions[t], batch.outer_returns[t])
         total_v, total_p = total_v + lv, total_p + lp
@@ -309,3 +328,45 @@ def meta_step(model: MACAW, optimizers: dict[str, torch.optim.Optimizer], batch:
     n = batch.inner_obs.shape[0]
     return {"value_loss": lv.item() / n, "policy_loss": lp.item() / n,
             "adv_coef": model.adv_coef.item()}
+
+
+class MACAWOnlineAgent:
+    """MACAW with online fine-tuning (paper Appendix C.2, Table 1) on one task.
+
+    Starts with the offline adaptation of Algorithm 2 on the context batch (``inner_steps``
+    steps of Eq. 2 then Eq. 3), then each :meth:`update` is one more gradient step of the same
+    inner losses (Eq. 2 on the value, then Eq. 3 on the policy against it) with the learned
+    per-tensor inner rates, on a batch of the growing buffer ("taking more steps of gradient
+    descent on the MACAW losses"). The paper does not give fine-tuning rates for MACAW; the
+    learned inner rates are the ones meta-training made fine-tuning work with. Works on its
+    own copies of the parameters: the meta-trained model never changes.
+    """
+
+    def __init__(self, model: MACAW, context: Batch):
+        self.model = model
+        detached = {w: {k: v.detach().clone().requires_grad_() for k, v in model.params(w).items()}
+                    for w in ("value", "policy")}
+        self._set(*adapt_params(
+            model, context.observations, context.actions, context.mc_returns,
+            model.cfg.inner_steps, detached["value"], detached["policy"], create_graph=False))
+
+    def _set(self, phi: Params, theta: Params) -> None:
+        self.phi, self.theta = phi, theta
+        with torch.no_grad():          # effective weights once per update, not per env step
+            self.policy_weights = _weights(self.model.policy_net, theta)
+
+    def update(self, batch: Batch) -> dict[str, float]:
+        self._set(*adapt_params(self.model, batch.observations, batch.actions,
+                                batch.mc_returns, 1, self.phi, self.theta, create_graph=False))
+        return {}
+
+    def act(self, obs: torch.Tensor) -> torch.Tensor:
+        """The adapted policy's mean action (evaluation rollouts)."""
+        with torch.no_grad():
+            return policy_forward(self.policy_weights, obs)[0]
+
+    def explore(self, obs: torch.Tensor) -> torch.Tensor:
+        """A sample of the fixed-std Gaussian policy, clipped to the action box (data
+        collection)."""
+        mean = self.act(obs)
+        return (mean + POLICY_STD * torch.randn_like(mean)).clamp(-1.0, 1.0)

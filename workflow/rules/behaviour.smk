@@ -10,7 +10,7 @@ rule train_behaviour:
         tasks=lambda w: " ".join(map(str, family_tasks(w.family))),
         behaviour=lambda w: json.dumps(config["families"][w.family]["behaviour"]),
         seed=config["seed"],
-    threads: config["threads"]
+    threads: job_threads
     resources:
         runtime=lambda w: 60 if config["scale"] == "smoke" else 24 * 60,
         mem_mb=8000,

@@ -16,6 +16,18 @@ configfile: "config/config.yaml"
 validate(config, "../schemas/config.schema.yaml")
 
 
+def job_threads(wildcards=None):
+    """Threads a torch job declares: `threads` of the config, scaled up when --cores exceeds
+    this machine's CPUs, so that torch jobs never share cores (two 2-thread torch jobs on 2
+    cores run 5-20x slower than one after the other). The job itself uses at most as many
+    threads as there are CPUs (macaw.cli). On a cluster every job gets its own node share."""
+    if not workflow.local_exec or workflow.global_resources["_cores"].value is None:
+        return config["threads"]
+    cores = workflow.cores
+    cpus = os.cpu_count() or 1
+    return config["threads"] * max(1, -(-cores // cpus))
+
+
 def family_tasks(family):
     """Task ids of `family` that this config builds (validated against the family's size)."""
     n_tasks = get_family(family).n_tasks
@@ -58,8 +70,21 @@ METHOD_LABELS = {
     "macaw_noadv": "MAML+AWR (no L_ADV)",
     "macaw_nowt_width": "No WT, equal width",
     "macaw_nowt_params": "No WT, equal params",
+    "meta_bc": "Meta-BC",
+    "pearl": "Offline PEARL",
+    "mt_ft": "Offline MT+FT",
 }
 WT_ABLATION = ("macaw", "macaw_nowt_width", "macaw_nowt_params")
+COMPARISON = ("macaw", "pearl", "mt_ft", "meta_bc")    # Fig. 3
+SPARSITY_METHODS = ("macaw", "pearl", "mt_ft")          # Fig. 4 right
+SPARSITY_SPLITS = ("standard", "sparse20", "sparse10", "sparse5", "sparse3")
+ONLINE_METHODS = ("macaw", "pearl")                     # Table 1
+MUJOCO_FAMILIES = ("cheetah-dir", "cheetah-vel", "ant-dir", "walker-params")
+
+
+def mujoco_families():
+    """The MuJoCo families of this config, in the paper's order (Fig. 3, Fig. 5)."""
+    return [f for f in MUJOCO_FAMILIES if f in config["families"]]
 
 
 def split_tasks(family, split):
@@ -79,10 +104,15 @@ def run_dir(family, split, method, seed):
     return f"results/runs/{family}/{split}/{method}/seed{seed}"
 
 
-def meta_train_params(run_method):
-    """A run directory's method may carry a data-quality suffix: macaw_noadv-bad."""
+def meta_train_params(family, run_method):
+    """A run directory's method may carry a data-quality suffix: macaw_noadv-bad. Params are
+    meta_training.params with meta_training.family_params[family] merged over them (one
+    level deep: e.g. the walker's MT+FT value rate, paper Table 3)."""
     method, _, quality = run_method.partition("-")
-    params = dict(config["meta_training"]["params"])
+    params = {k: dict(v) if isinstance(v, dict) else v
+              for k, v in config["meta_training"]["params"].items()}
+    for key, value in config["meta_training"].get("family_params", {}).get(family, {}).items():
+        params[key] = {**params.get(key, {}), **value} if isinstance(value, dict) else value
     params["inner_quality"] = quality or "good"
     return method, params
 
@@ -102,8 +132,23 @@ def figure_runs(figure):
     if figure == "fig5":
         return [
             (family, METHOD_LABELS[m], family, "standard", m)
-            for family in config["families"]
+            for family in mujoco_families()
             for m in WT_ABLATION
+        ]
+    if figure == "fig3":
+        return [
+            (family, METHOD_LABELS[m], family, "standard", m)
+            for family in mujoco_families()
+            for m in COMPARISON
+        ]
+    if figure == "fig4_right":
+        # The panel is the number of training tasks of the split.
+        return [
+            (str(len(split_tasks("cheetah-vel", split)["train"])), METHOD_LABELS[m],
+             "cheetah-vel", split, m)
+            for split in SPARSITY_SPLITS
+            if split in config["families"]["cheetah-vel"]["splits"]
+            for m in SPARSITY_METHODS
         ]
     raise ValueError(f"unknown figure {figure!r}")
 
@@ -112,7 +157,23 @@ FIGURE_TITLES = {
     "fig4_left": "cheetah-vel: data quality of the adaptation batch",
     "fig4_center": "cheetah-vel: weight-transform ablation",
     "fig5": "Weight-transform ablation on the MuJoCo families",
+    "fig3": "Offline meta-RL on the MuJoCo families",
+    "fig4_right": "cheetah-vel: fewer meta-training tasks",
 }
+CURVE_FIGURES = ("fig4_left", "fig4_center", "fig5", "fig3")
+
+
+def online_files():
+    """Table 1's online fine-tuning results, one per method and seed."""
+    return [
+        f"results/online/cheetah-vel/extrapolation/{m}/seed{seed}.csv"
+        for m in ONLINE_METHODS
+        for seed in config["meta_training"]["seeds"]
+    ]
+
+
+def split_test_buffer_files(family, split):
+    return [f"results/buffers/{family}/task{t:02d}.h5" for t in split_tasks(family, split)["test"]]
 
 
 def figure_eval_files(figure):

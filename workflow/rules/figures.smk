@@ -25,7 +25,7 @@ rule curves_figure:
         runs=lambda w: figure_run_args(w.figure),
         title=lambda w: FIGURE_TITLES[w.figure],
     wildcard_constraints:
-        figure="fig4_left|fig4_center|fig5",
+        figure="|".join(CURVE_FIGURES),
     conda:
         "../../environment.yml"
     log:
@@ -33,3 +33,39 @@ rule curves_figure:
     shell:
         "macaw plot-curves {params.runs} --title {params.title:q}"
         " --pdf {output.pdf} --csv {output.csv} > {log} 2>&1"
+
+
+rule fig4_right:
+    input:
+        figure_eval_files("fig4_right"),
+    output:
+        pdf="results/fig4_right.pdf",
+        csv="results/fig4_right.csv",
+    params:
+        runs=figure_run_args("fig4_right"),
+        title=FIGURE_TITLES["fig4_right"],
+    conda:
+        "../../environment.yml"
+    log:
+        "results/logs/figures/fig4_right.log",
+    shell:
+        "macaw plot-sparsity {params.runs} --title {params.title:q}"
+        " --pdf {output.pdf} --csv {output.csv} > {log} 2>&1"
+
+
+rule table1:
+    input:
+        online_files(),
+    output:
+        csv="results/table1.csv",
+        md="results/table1.md",
+    params:
+        runs=" ".join(
+            f"--run {m} {f}" for m in ONLINE_METHODS for f in online_files() if f"/{m}/" in f
+        ),
+    conda:
+        "../../environment.yml"
+    log:
+        "results/logs/figures/table1.log",
+    shell:
+        "macaw table1 {params.runs} --csv {output.csv} --md {output.md} > {log} 2>&1"

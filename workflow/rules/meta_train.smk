@@ -1,4 +1,4 @@
-# Stage 4: meta-training of MACAW and its ablations on a split's training tasks, with
+# Stage 4: meta-training of MACAW, its ablations and the baselines on a split's training tasks, with
 # meta-test evaluation of the split's test tasks along the way (macaw.meta_train). A killed
 # job resumes from checkpoint.pt (not a declared output, so Snakemake keeps it on failure).
 
@@ -11,13 +11,13 @@ rule meta_train:
         eval="results/runs/{family}/{split}/{method}/seed{seed}/eval.csv",
         config="results/runs/{family}/{split}/{method}/seed{seed}/config.yaml",
     params:
-        method=lambda w: meta_train_params(w.method)[0],
-        meta=lambda w: json.dumps(meta_train_params(w.method)[1]),
+        method=lambda w: meta_train_params(w.family, w.method)[0],
+        meta=lambda w: json.dumps(meta_train_params(w.family, w.method)[1]),
         run_dir=lambda w, output: os.path.dirname(output.eval),
     wildcard_constraints:
-        method=r"macaw(_noadv|_nowt_width|_nowt_params)?(-bad|-medium)?",
+        method=r"(macaw(_noadv|_nowt_width|_nowt_params)?|meta_bc|pearl|mt_ft)(-bad|-medium)?",
         seed=r"\d+",
-    threads: config["threads"]
+    threads: job_threads
     resources:
         gpu=1,
         runtime=lambda w: 30 if config["scale"] == "smoke" else 12 * 60,
@@ -36,3 +36,30 @@ rule meta_train:
 rule runs:
     input:
         sorted({f for fig in FIGURE_TITLES for f in figure_eval_files(fig)}),
+        online_files(),
+
+
+rule online_finetune:
+    input:
+        eval="results/runs/{family}/{split}/{method}/seed{seed}/eval.csv",
+        buffers=lambda w: split_test_buffer_files(w.family, w.split),
+    output:
+        "results/online/{family}/{split}/{method}/seed{seed}.csv",
+    params:
+        run_dir=lambda w, input: os.path.dirname(input.eval),
+        online=json.dumps(config["online"]),
+    wildcard_constraints:
+        method="macaw|pearl",
+        seed=r"\d+",
+    threads: job_threads
+    resources:
+        runtime=lambda w: 30 if config["scale"] == "smoke" else 12 * 60,
+        mem_mb=8000,
+    conda:
+        "../../environment.yml"
+    log:
+        "results/logs/online/{family}/{split}/{method}/seed{seed}.log",
+    shell:
+        "macaw online-finetune --run-dir {params.run_dir} --buffers {input.buffers}"
+        " --params {params.online:q} --seed {wildcards.seed} --threads {threads}"
+        " --out {output} 2>&1 | tee {log}"
