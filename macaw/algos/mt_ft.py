@@ -1,0 +1,243 @@
+"""Offline multi-task training + fine-tuning (MT+FT): the paper's multi-task AWR baseline.
+
+Paper Section 5 ("Offline MT+FT"), Table 3, SPEC §5. One policy and one value network serve
+every training task; the task enters as a one-hot input appended to the observation:
+
+    x = [s, e_k]  for training task k (index among the run's training tasks),
+    x = [s, 0]    at meta-test (a test task is unseen, so it has no one-hot).
+
+Meta-training (no inner loop): per step, ``tasks_per_batch`` training tasks, for each
+``outer_batch`` transitions drawn uniformly from its good window; value regression onto
+Monte-Carlo returns (Eq. 2) and AWR (Eq. 1) with advantages ``R - V(x)`` from the value
+*before* this step's update, one Adam step on each network. Losses are averaged over the
+sampled tasks (the authors' code summed them and divided by the number of training tasks:
+a constant factor, which Adam ignores).
+
+Meta-test: copy both networks, then ``finetune_steps`` (20) rounds of one Adam step on the
+value loss followed by one Adam step on the AWR loss whose advantages come from the value as
+just updated -- interleaved, as in the authors' code (``eval_multitask``) -- all on the same
+adaptation batch. The task's policy is the fine-tuned copy's mean action.
+
+Networks follow the authors' multi-task configuration: plain linear layers (no weight
+transform), ``width x n_hidden`` ReLU MLPs, ``tanh`` mean, fixed std 0.2, and no advantage
+head (MT+FT has no L_ADV).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Callable, NamedTuple
+
+import numpy as np
+import torch
+from torch import nn
+
+from macaw.algos.losses import awr_loss, awr_weights, value_loss
+from macaw.data import Batch, TaskData, uniform_indices
+from macaw.nets.layers import LayerSpec, Params, affine, effective_weights
+from macaw.nets.networks import MetaNet, Weights, gaussian_log_prob, value_forward, value_net
+
+if TYPE_CHECKING:
+    from macaw.meta_train import MetaTrainConfig
+
+
+@dataclass
+class MTFTConfig:
+    """Hyperparameters of offline MT+FT (paper Table 3, standard configuration).
+
+    Batch sizes are the run's: ``tasks_per_batch`` (5), ``outer_batch`` (256) for training and
+    ``eval_batch`` (256) for fine-tuning (:class:`macaw.meta_train.MetaTrainConfig`)."""
+
+    width: int = 100
+    """Hidden units per layer (Table 3: 100; Meta-World 300)."""
+    n_hidden: int = 3
+    """Hidden layers of policy and value (Table 3: 3)."""
+    value_lr: float = 1e-4
+    """Adam rate of the value network in training (Table 3: 1e-4; walker 1e-5; Meta-World 1e-6)."""
+    policy_lr: float = 1e-4
+    """Adam rate of the policy network in training (Table 3: 1e-4)."""
+    finetune_value_lr: float = 1e-4
+    """Adam rate of the value copy at meta-test (Table 3: 1e-4; walker 1e-5; Meta-World 1e-6)."""
+    finetune_policy_lr: float = 1e-3
+    """Adam rate of the policy copy at meta-test (Table 3: 1e-3)."""
+    finetune_steps: int = 20
+    """Fine-tuning rounds at meta-test, each one value step then one policy step (paper: 20)."""
+    temperature: float = 1.0
+    """AWR temperature T."""
+    max_weight: float = 20.0
+    """Clip of the AWR weights (Table 3: max advantage clip 20)."""
+
+
+# ------------------------------------------------------------------------------ networks
+
+def policy_mean_net(in_dim: int, act_dim: int, width: int, n_hidden: int) -> MetaNet:
+    """Plain MLP ``in -> width (x n_hidden) -> act``: the value net's trunk with a mean head."""
+    trunk = value_net(in_dim, width, latent=0, n_hidden=n_hidden).layers[:-1]
+    return MetaNet("policy", (*trunk, LayerSpec("mean", width, act_dim)))
+
+
+def policy_mean(weights: Weights, x: torch.Tensor) -> torch.Tensor:
+    """Mean action ``tanh(...)``; shared ``(out, in)`` or per-task ``(T, out, in)`` weights."""
+    for w, b in weights[:-1]:
+        x = torch.relu(affine(x, w, b))
+    return torch.tanh(affine(x, *weights[-1]))
+
+
+def net_weights(net: MetaNet, params: Params) -> Weights:
+    return [effective_weights(spec, params) for spec in net.layers]
+
+
+def task_inputs(obs: torch.Tensor, task_index: torch.Tensor | None, n_tasks: int) -> torch.Tensor:
+    """``[obs, one-hot(task)]`` of size ``obs_dim + n_tasks``. ``obs`` is ``(T, B, obs_dim)``
+    with ``task_index (T,)``, or any shape with ``task_index=None``: zeros (an unseen task)."""
+    if task_index is None:
+        code = obs.new_zeros(*obs.shape[:-1], n_tasks)
+    else:
+        one_hot = nn.functional.one_hot(task_index, n_tasks).to(obs.dtype)    # (T, n_tasks)
+        code = one_hot.unsqueeze(-2).expand(*obs.shape[:-1], n_tasks)
+    return torch.cat([obs, code], dim=-1)
+
+
+# --------------------------------------------------------------------------------- losses
+
+def multitask_losses(v_weights: Weights, p_weights: Weights, inputs: torch.Tensor,
+                     actions: torch.Tensor, returns: torch.Tensor, temperature: float,
+                     max_weight: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-task value loss (Eq. 2) and AWR loss (Eq. 1), the AWR advantages ``R - V(x)``
+    taken from ``v_weights`` as constants. Inputs ``(T, B, ...)``; outputs ``(T,)``."""
+    values = value_forward(v_weights, inputs)
+    weights = awr_weights(returns - values, temperature, max_weight)
+    log_probs = gaussian_log_prob(policy_mean(p_weights, inputs), actions)
+    return value_loss(values, returns), awr_loss(log_probs, weights)
+
+
+class MultiTaskBatch(NamedTuple):
+    """Training data of one step: ``task_index (T,)`` (position in the training-task list)
+    and each task's transitions ``(T, B, ...)``."""
+
+    task_index: torch.Tensor
+    observations: torch.Tensor
+    actions: torch.Tensor
+    mc_returns: torch.Tensor
+
+
+def sample_multitask_batch(tasks: list[TaskData], tasks_per_batch: int, batch_size: int,
+                           rng: np.random.Generator) -> MultiTaskBatch:
+    """``tasks_per_batch`` distinct tasks, each with ``batch_size`` transitions drawn uniformly
+    from its good (outer) window."""
+    chosen = rng.choice(len(tasks), size=min(tasks_per_batch, len(tasks)), replace=False)
+    parts = [tasks[k].take(uniform_indices(tasks[k].buffer, batch_size, rng,
+                                           tasks[k].outer_window)) for k in chosen]
+    obs, actions, returns = (torch.stack(x) for x in zip(*parts))
+    return MultiTaskBatch(torch.as_tensor(chosen, device=obs.device), obs, actions, returns)
+
+
+# ---------------------------------------------------------------------------- fine-tuning
+
+class FineTuned(NamedTuple):
+    """Fine-tuned copies, one per task: parameter tensors with a leading task dim ``T``; the
+    Adam optimisers that took the steps (their state counts them)."""
+
+    value: Params
+    policy: Params
+    optimizers: dict[str, torch.optim.Optimizer]
+
+
+def _per_task_copy(params: Params, n_tasks: int) -> Params:
+    return {k: v.detach().expand(n_tasks, *v.shape).clone().requires_grad_()
+            for k, v in params.items()}
+
+
+def finetune(model: "MTFT", obs: torch.Tensor, actions: torch.Tensor,
+             returns: torch.Tensor) -> FineTuned:
+    """Meta-test fine-tuning of fresh copies of ``model``'s networks on each task's batch
+    ``(T, B, ...)``, task one-hot zero: ``finetune_steps`` rounds of one value Adam step (Eq. 2)
+    then one policy Adam step (Eq. 1, advantages from the value as just updated).
+
+    All T tasks are tuned at once: the copies are stacked along a leading task dim and the
+    per-task losses summed, so each task's slice gets exactly its own gradient, and Adam
+    (elementwise) takes exactly the steps it would take on that task alone."""
+    cfg = model.cfg
+    inputs = task_inputs(obs, None, model.n_tasks)
+    value = _per_task_copy(model.params("value"), obs.shape[0])
+    policy = _per_task_copy(model.params("policy"), obs.shape[0])
+    optimizers = {"value": torch.optim.Adam(value.values(), lr=cfg.finetune_value_lr),
+                  "policy": torch.optim.Adam(policy.values(), lr=cfg.finetune_policy_lr)}
+    for _ in range(cfg.finetune_steps):
+        v_weights = net_weights(model.value_net, value)
+        optimizers["value"].zero_grad(set_to_none=True)
+        value_loss(value_forward(v_weights, inputs), returns).sum().backward()
+        optimizers["value"].step()
+
+        with torch.no_grad():
+            advantages = returns - value_forward(v_weights, inputs)
+        weights = awr_weights(advantages, cfg.temperature, cfg.max_weight)
+        log_probs = gaussian_log_prob(policy_mean(net_weights(model.policy_net, policy), inputs),
+                                      actions)
+        optimizers["policy"].zero_grad(set_to_none=True)
+        awr_loss(log_probs, weights).sum().backward()
+        optimizers["policy"].step()
+    return FineTuned(value, policy, optimizers)
+
+
+# -------------------------------------------------------------------------------- learner
+
+def _param_dict(params: Params) -> nn.ParameterDict:
+    # Parameter dicts are keyed "l0.weight"; ParameterDict forbids dots, so "." -> ":".
+    return nn.ParameterDict({k.replace(".", ":"): nn.Parameter(v) for k, v in params.items()})
+
+
+class MTFT(nn.Module):
+    """One policy and one value network for all ``n_tasks`` training tasks, conditioned on
+    a one-hot task id; fine-tuned per test task at meta-test."""
+
+    def __init__(self, obs_dim: int, act_dim: int, n_tasks: int, cfg: MTFTConfig,
+                 seed: int = 0, dtype: torch.dtype = torch.float32):
+        super().__init__()
+        self.cfg, self.n_tasks = cfg, n_tasks
+        self.value_net = value_net(obs_dim + n_tasks, cfg.width, latent=0, n_hidden=cfg.n_hidden)
+        self.policy_net = policy_mean_net(obs_dim + n_tasks, act_dim, cfg.width, cfg.n_hidden)
+        self.value = _param_dict(self.value_net.init_params(seed, dtype))
+        self.policy = _param_dict(self.policy_net.init_params(seed + 1, dtype))
+
+    def params(self, which: str) -> Params:
+        return {k.replace(":", "."): v for k, v in getattr(self, which).items()}
+
+    def weights(self, which: str) -> Weights:
+        return net_weights(getattr(self, f"{which}_net"), self.params(which))
+
+    def optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        fused = {"fused": True} if self.value["l0:weight"].device.type in ("cpu", "cuda") else {}
+        return {"value": torch.optim.Adam(self.value.values(), lr=self.cfg.value_lr, **fused),
+                "policy": torch.optim.Adam(self.policy.values(), lr=self.cfg.policy_lr, **fused)}
+
+    def train_step(self, optimizers: dict[str, torch.optim.Optimizer], tasks: list[TaskData],
+                   data: "MetaTrainConfig", rng: np.random.Generator) -> dict[str, float]:
+        """One multi-task AWR step on ``data.tasks_per_batch`` tasks x ``data.outer_batch``
+        transitions (``data``: :class:`macaw.meta_train.MetaTrainConfig`)."""
+        batch = sample_multitask_batch(tasks, data.tasks_per_batch, data.outer_batch, rng)
+        inputs = task_inputs(batch.observations, batch.task_index, self.n_tasks)
+        lv, lp = multitask_losses(self.weights("value"), self.weights("policy"), inputs,
+                                  batch.actions, batch.mc_returns, self.cfg.temperature,
+                                  self.cfg.max_weight)
+        lv, lp = lv.mean(), lp.mean()
+        for opt in optimizers.values():
+            opt.zero_grad(set_to_none=True)
+        (lv + lp).backward()        # the networks share no parameter: two independent losses
+        for opt in optimizers.values():
+            opt.step()
+        return {"value_loss": lv.item(), "policy_loss": lp.item()}
+
+    def adapt_policies(self, batch: Batch) -> list[Callable[[torch.Tensor], torch.Tensor]]:
+        """Fine-tune copies on each task's batch ``(T, B, ...)`` (:func:`finetune`); one
+        deterministic policy (the mean action, zero task one-hot) per task. The meta-trained
+        networks are not touched."""
+        with torch.enable_grad():
+            tuned = finetune(self, batch.observations, batch.actions, batch.mc_returns)
+        p_weights = net_weights(self.policy_net, tuned.policy)
+        policies = []
+        for k in range(batch.observations.shape[0]):
+            weights = [(w[k].detach(), b[k].detach()) for w, b in p_weights]
+            policies.append(lambda obs, weights=weights: policy_mean(
+                weights, task_inputs(obs, None, self.n_tasks)))
+        return policies
