@@ -98,6 +98,33 @@ def test_smoke_dag_builds_the_macaw_figures(smoke_run):
         assert (results / f"{name}.pdf").read_bytes()[:5] == b"%PDF-"
 
 
+def test_smoke_dag_builds_the_comparison_figures_and_table1(smoke_run):
+    results = smoke_run / "results"
+    fig3 = pd.read_csv(results / "fig3.csv")
+    assert sorted(fig3.label.unique()) == ["MACAW", "Meta-BC", "Offline MT+FT", "Offline PEARL"]
+    assert sorted(fig3.panel.unique()) == ["ant-dir", "cheetah-dir", "cheetah-vel", "walker-params"]
+    assert (fig3.groupby(["panel", "label"]).seed.nunique() == 2).all()
+    # Fig. 4 right: x = a split's number of training tasks. Smoke tasks [0, 2, 7, 16, 26]:
+    # standard trains on 2 (0, 16), sparse20 on 4 (even ids), sparse10/5/3 on 2 (0, 16).
+    right = pd.read_csv(results / "fig4_right.csv")
+    splits = {p.stem: json.loads(p.read_text())
+              for p in (results / "splits" / "cheetah-vel").glob("sparse*.json")}
+    assert {len(s["train"]) for s in splits.values()} == {2, 4}
+    assert set(right.train_tasks) == {2, 4}
+    assert sorted(right.label.unique()) == ["MACAW", "Offline MT+FT", "Offline PEARL"]
+    final = pd.read_csv(results / "runs/cheetah-vel/sparse20/pearl/seed0/eval.csv")
+    point = right[(right.label == "Offline PEARL") & (right.seed == 0)
+                  & (right.train_tasks == len(splits["sparse20"]["train"]))]
+    np.testing.assert_allclose(point.mean_return, final[final.step == final.step.max()]["return"].mean())
+    table = pd.read_csv(results / "table1.csv")
+    assert sorted(table.method.unique()) == ["MACAW", "Offline PEARL"]
+    assert sorted(table.env_steps.unique()) == [0, 200, 400]
+    assert (table[table.env_steps == 0].improvement == 0).all()
+    assert "| MACAW | 400 |" in (results / "table1.md").read_text()
+    for name in ("fig3", "fig4_right"):
+        assert (results / f"{name}.pdf").read_bytes()[:5] == b"%PDF-"
+
+
 def test_rerun_has_nothing_to_do(smoke_run):
     proc = snakemake(smoke_run, "--cores", "2", "--configfile", "config/smoke.yaml", "-n")
     assert "Nothing to be done" in proc.stdout + proc.stderr

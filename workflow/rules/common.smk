@@ -87,6 +87,11 @@ def mujoco_families():
     return [f for f in MUJOCO_FAMILIES if f in config["families"]]
 
 
+def mujoco_buffer_files():
+    """Buffers of the MuJoCo families (Fig. 8); ml45's go to Fig. 9."""
+    return [path for family in mujoco_families() for path in buffer_files(family)]
+
+
 def split_tasks(family, split):
     from macaw.data import make_split
 

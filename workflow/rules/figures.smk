@@ -3,7 +3,7 @@
 
 rule fig8:
     input:
-        all_buffer_files(),
+        mujoco_buffer_files(),
     output:
         pdf="results/fig8.pdf",
         csv="results/fig8.csv",
@@ -13,6 +13,20 @@ rule fig8:
         "results/logs/figures/fig8.log",
     shell:
         "macaw plot-fig8 --buffers {input} --pdf {output.pdf} --csv {output.csv} > {log} 2>&1"
+
+
+rule fig9:
+    input:
+        lambda w: buffer_files("ml45"),
+    output:
+        pdf="results/fig9.pdf",
+        csv="results/fig9.csv",
+    conda:
+        "../../environment.yml"
+    log:
+        "results/logs/figures/fig9.log",
+    shell:
+        "macaw plot-fig9 --buffers {input} --pdf {output.pdf} --csv {output.csv} > {log} 2>&1"
 
 
 rule curves_figure:
@@ -61,7 +75,10 @@ rule table1:
         md="results/table1.md",
     params:
         runs=" ".join(
-            f"--run {m} {f}" for m in ONLINE_METHODS for f in online_files() if f"/{m}/" in f
+            f"--run {shlex.quote(METHOD_LABELS[m])} {f}"
+            for m in ONLINE_METHODS
+            for f in online_files()
+            if f"/{m}/" in f
         ),
     conda:
         "../../environment.yml"
