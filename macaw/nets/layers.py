@@ -83,10 +83,30 @@ def effective_weights(spec: LayerSpec, params: Params) -> tuple[torch.Tensor, to
     return split_flat(spec, flat)
 
 
+class _SplitFlat(torch.autograd.Function):
+    """``[W; b] -> (W, b)`` whose backward concatenates the two gradients (twice
+    differentiable). Two slices would each scatter their gradient into a zero-filled copy
+    of ``flat`` and add the copies, on every backward pass of the meta-step."""
+
+    @staticmethod
+    def forward(ctx, flat, out_features, in_features):
+        ctx.lead, ctx.sizes = flat.shape[:-1], (out_features, in_features)
+        n_w = out_features * in_features
+        return flat[..., :n_w].unflatten(-1, ctx.sizes), flat[..., n_w:]
+
+    @staticmethod
+    def backward(ctx, d_w, d_b):
+        out_features, in_features = ctx.sizes
+        like = d_w if d_w is not None else d_b
+        if d_w is None:
+            d_w = like.new_zeros(*ctx.lead, out_features, in_features)
+        if d_b is None:
+            d_b = like.new_zeros(*ctx.lead, out_features)
+        return torch.cat([d_w.flatten(-2), d_b], dim=-1), None, None
+
+
 def split_flat(spec: LayerSpec, flat: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    n_w = spec.out_features * spec.in_features
-    w = flat[..., :n_w].reshape(*flat.shape[:-1], spec.out_features, spec.in_features)
-    return w, flat[..., n_w:]
+    return _SplitFlat.apply(flat, spec.out_features, spec.in_features)
 
 
 def affine(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor) -> torch.Tensor:

@@ -13,6 +13,7 @@ evaluated by pure functions of the layers' effective weights ``[(W, b), ...]`` â
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -91,8 +92,8 @@ def policy_forward(weights: Weights, obs: torch.Tensor, actions: torch.Tensor | 
 def gaussian_log_prob(mean: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
     """``log N(a; mean, 0.2^2 I)`` summed over action dims (fixed-variance policy)."""
     var = POLICY_STD ** 2
-    return (-0.5 * (actions - mean) ** 2 / var
-            - 0.5 * torch.log(torch.tensor(2 * torch.pi * var, dtype=mean.dtype))).sum(-1)
+    return (-0.5 / var * (actions - mean).pow(2)).sum(-1) \
+        - 0.5 * mean.shape[-1] * math.log(2 * math.pi * var)
 
 
 def equal_params_width(obs_dim: int, act_dim: int, width: int = 100, latent: int = 100,
