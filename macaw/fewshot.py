@@ -1,0 +1,380 @@
+"""Few-shot classification with MAML: does the weight transform speed up meta-learning?
+(paper Fig. 6, Appendix C.3).
+
+The paper uses 20-way 1-shot Omniglot. Omniglot cannot be downloaded here (SPEC §5), so the
+task distribution is built from scikit-learn's bundled ``load_digits`` (1797 images of 8x8
+pixels, 10 classes, ~180 images per class; pixels scaled to [0, 1]):
+
+- **Classes and split.** As for Omniglot (Santoro et al., 2016; Vinyals et al., 2016), each
+  image rotated by 90, 180 and 270 degrees is a new class, so a class is (digit, rotation):
+  40 classes. Meta-training tasks use only digits 0-4 (:data:`TRAIN_CLASSES`, 20 classes),
+  meta-test tasks only digits 5-9 (:data:`TEST_CLASSES`, 20 classes): no shape of a test
+  task was seen in meta-training. Rotations keep a shape's handedness (unlike flips, which
+  would turn a 2 into something 5-like), so they leak nothing across the split. Without the
+  rotations each side has only 5 classes, every 5-way task is then the same 5 digits in a
+  new label order, and MAML memorises them: 100% training but ~30% test accuracy.
+  Some classes look alike (6 at 180 degrees is a 9), which caps the reachable accuracy.
+- **Tasks.** N-way K-shot, by default **5-way 1-shot** (chance 20%; config/paper.yaml uses
+  the paper's 20-way): N classes of one side in a random order (the label permutation),
+  K support and ``query_per_class`` query images per class, all distinct; labels
+  ``0..N-1``.
+- **Models.** An MLP ``64 -> h -> h -> h -> h -> N`` (4 hidden layers, ReLU), built from the
+  project's layers (:mod:`macaw.nets.layers`), in three variants: ``wt`` (every layer a
+  weight-transform layer, h = 128, latent 32), ``nowt_width`` (plain layers, h = 128) and
+  ``nowt_params`` (plain layers of the width whose parameter count is closest to ``wt``'s:
+  :func:`equal_params_width`; 790 for the defaults).
+- **MAML** (Finn et al., 2017), full second order: ``inner_steps`` SGD steps on the support
+  set's mean cross-entropy, ``theta' = theta - alpha * grad`` (as MACAW's Eq. 2-3), then the
+  query set's cross-entropy of ``theta'``, averaged over a meta-batch of tasks, is minimised
+  by Adam. ``alpha`` is one learned rate per parameter tensor (``softplus(rho)``, started at
+  ``inner_lr``), as in MACAW: a WT layer's step on its effective weights is larger than a
+  plain layer's at the same rate (``|z|^2`` scales it), so a fixed shared rate would compare
+  step sizes, not architectures; learning it lets each variant pick its own. Defaults
+  (= config/config.yaml): 1 inner step and a starting rate of 0.4, MAML's Omniglot
+  settings; one step is also where a plain layer's update is most restricted (rank <= the
+  N*K support images) and the WT's rank-``latent`` update should help most (Appendix B).
+  The starting rate matters: at 0.4 WT is level with "No WT, equal width"; at 0.05 (seed 0)
+  WT led it 0.39 to 0.20 at step 50, because the plain net's effective step is then tiny.
+- **Evaluation** (every ``eval_every`` meta-steps, and at step 0): mean query accuracy over
+  ``eval_tasks`` freshly sampled test-class tasks after the same inner-loop adaptation. The
+  evaluation tasks depend only on (seed, step), so the three variants of a seed are scored on
+  identical tasks.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import NamedTuple
+
+import numpy as np
+import torch
+import yaml
+from tqdm.auto import tqdm
+
+from macaw.algos.macaw import _sgd_step
+from macaw.fields import check_known_fields
+from macaw.io import atomic_path
+from macaw.nets.layers import LayerSpec, Params, affine, effective_weights
+from macaw.nets.networks import MetaNet
+
+log = logging.getLogger(__name__)
+
+
+def class_id(digit: int | np.ndarray, quarter_turns: int) -> int | np.ndarray:
+    """A class is a digit rotated by ``quarter_turns`` x 90 degrees; its digit is ``id % 10``."""
+    return digit + 10 * quarter_turns
+
+
+ROTATIONS = 4
+TRAIN_DIGITS = (0, 1, 2, 3, 4)
+TEST_DIGITS = (5, 6, 7, 8, 9)
+TRAIN_CLASSES = tuple(class_id(d, k) for k in range(ROTATIONS) for d in TRAIN_DIGITS)
+"""Classes of the meta-training tasks: digits 0-4, each at 4 rotations."""
+TEST_CLASSES = tuple(class_id(d, k) for k in range(ROTATIONS) for d in TEST_DIGITS)
+"""Classes of the meta-test (evaluation) tasks: digits 5-9, each at 4 rotations."""
+VARIANTS = ("wt", "nowt_width", "nowt_params")
+VARIANT_LABELS = {"wt": "Weight Transform", "nowt_width": "No WT, equal width",
+                  "nowt_params": "No WT, equal params"}
+N_PIXELS = 64
+EVAL_CHUNK = 50
+"""Evaluation tasks adapted together (bounds memory; results do not depend on it)."""
+
+
+@dataclass
+class FewShotConfig:
+    """One few-shot meta-training run (one variant, one seed)."""
+
+    variant: str = "wt"
+    """Model: ``wt``, ``nowt_width`` or ``nowt_params`` (see module docstring)."""
+    seed: int = 0
+    """Seeds the initial weights, the training tasks and the evaluation tasks."""
+    ways: int = 5
+    """N: classes per task (at most 20, the classes of each side of the split)."""
+    shots: int = 1
+    """K: support images per class."""
+    query_per_class: int = 5
+    """Query images per class (the outer loss and the accuracy are computed on these)."""
+    inner_steps: int = 1
+    """SGD steps of adaptation on the support set (training and evaluation)."""
+    inner_lr: float = 0.4
+    """Initial inner learning rate of every parameter tensor."""
+    learn_inner_lr: bool = True
+    """Learn one inner rate per parameter tensor in the outer loop (off: fixed ``inner_lr``)."""
+    outer_lr: float = 1e-3
+    """Adam rate of the meta-parameters (and of the inner-rate logits)."""
+    meta_batch: int = 8
+    """Tasks per meta-training step."""
+    steps: int = 300
+    """Meta-training steps."""
+    eval_every: int = 25
+    """Evaluate every this many steps (and at step 0 and the last step)."""
+    eval_tasks: int = 100
+    """Test-class tasks sampled afresh for each evaluation."""
+    hidden: int = 128
+    """Hidden units per layer of the ``wt`` and ``nowt_width`` models."""
+    latent: int = 32
+    """Weight-transform latent size of the ``wt`` model."""
+    n_hidden: int = 4
+    """Hidden layers."""
+
+    @classmethod
+    def from_dict(cls, values: dict) -> "FewShotConfig":
+        check_known_fields(cls, values, "few-shot config")
+        cfg = cls(**values)
+        if cfg.variant not in VARIANTS:
+            raise ValueError(f"few-shot config: variant {cfg.variant!r} unknown; "
+                             f"expected one of {VARIANTS}")
+        n_classes = min(len(TRAIN_CLASSES), len(TEST_CLASSES))
+        if not 2 <= cfg.ways <= n_classes:
+            raise ValueError(f"few-shot config: ways={cfg.ways}; expected 2..{n_classes} "
+                             f"({n_classes} classes per side of the split)")
+        for name in ("shots", "query_per_class", "inner_steps", "meta_batch", "steps",
+                     "eval_every", "eval_tasks", "hidden", "n_hidden"):
+            if getattr(cfg, name) < 1:
+                raise ValueError(f"few-shot config: {name}={getattr(cfg, name)}; expected >= 1")
+        return cfg
+
+
+# ------------------------------------------------------------------------------ tasks
+
+class DigitImages(NamedTuple):
+    """Every image of every class: ``x (n, 64)`` in [0, 1]; ``y (n,)`` its class
+    ``digit + 10 * quarter_turns`` (see :func:`class_id`)."""
+
+    x: torch.Tensor
+    y: np.ndarray
+
+
+def load_digit_images() -> DigitImages:
+    """The 1797 digits, each also rotated by 90, 180 and 270 degrees (40 classes)."""
+    from sklearn.datasets import load_digits
+
+    data = load_digits()
+    pixels = data.images / 16.0                                   # (n, 8, 8), in [0, 1]
+    x = np.concatenate([np.rot90(pixels, k, axes=(1, 2)).reshape(len(pixels), N_PIXELS)
+                        for k in range(ROTATIONS)])
+    y = np.concatenate([class_id(data.target, k) for k in range(ROTATIONS)])
+    return DigitImages(torch.as_tensor(x, dtype=torch.float32), y.astype(np.int64))
+
+
+class FewShotTasks(NamedTuple):
+    """A batch of T N-way tasks. Labels are ``0..N-1``; ``classes[t, i]`` is the class that
+    label ``i`` stands for in task ``t``; ``*_index`` are the images' rows in
+    :class:`DigitImages`."""
+
+    support_x: torch.Tensor        # (T, N * shots, 64)
+    support_y: torch.Tensor        # (T, N * shots)
+    query_x: torch.Tensor          # (T, N * query, 64)
+    query_y: torch.Tensor          # (T, N * query)
+    classes: np.ndarray            # (T, N)
+    support_index: np.ndarray      # (T, N * shots)
+    query_index: np.ndarray        # (T, N * query)
+
+
+def sample_tasks(images: DigitImages, classes: tuple[int, ...], n_tasks: int, ways: int,
+                 shots: int, query: int, rng: np.random.Generator) -> FewShotTasks:
+    """``n_tasks`` tasks whose classes are drawn from ``classes`` only (in a random order,
+    which is the label permutation), with ``shots + query`` distinct images per class."""
+    by_class = {c: np.flatnonzero(images.y == c) for c in classes}
+    chosen, support, queries = [], [], []
+    for _ in range(n_tasks):
+        task_classes = rng.choice(np.asarray(classes), size=ways, replace=False)
+        picks = [rng.choice(by_class[int(c)], size=shots + query, replace=False)
+                 for c in task_classes]
+        chosen.append(task_classes)
+        support.append(np.concatenate([idx[:shots] for idx in picks]))
+        queries.append(np.concatenate([idx[shots:] for idx in picks]))
+    support_index, query_index = np.stack(support), np.stack(queries)
+    labels = np.arange(ways)
+    return FewShotTasks(
+        images.x[support_index], torch.as_tensor(np.tile(np.repeat(labels, shots), (n_tasks, 1))),
+        images.x[query_index], torch.as_tensor(np.tile(np.repeat(labels, query), (n_tasks, 1))),
+        np.stack(chosen), support_index, query_index)
+
+
+# ----------------------------------------------------------------------------- models
+
+def classifier_net(ways: int, width: int, latent: int, n_hidden: int,
+                   in_features: int = N_PIXELS) -> MetaNet:
+    """``in -> width x n_hidden -> ways``; ``latent > 0`` makes every layer a WT layer."""
+    sizes = [in_features] + [width] * n_hidden
+    hidden = [LayerSpec(f"l{i}", a, b, latent) for i, (a, b) in enumerate(zip(sizes, sizes[1:]))]
+    return MetaNet("classifier", (*hidden, LayerSpec("out", width, ways, latent)))
+
+
+def equal_params_width(ways: int, width: int, latent: int, n_hidden: int,
+                       in_features: int = N_PIXELS) -> int:
+    """Hidden width of a plain classifier whose parameter count is closest to that of the WT
+    classifier of ``width`` and ``latent`` (the "No WT, equal params" model)."""
+    target = classifier_net(ways, width, latent, n_hidden, in_features).n_params()
+
+    def count(w: int) -> int:
+        return classifier_net(ways, w, 0, n_hidden, in_features).n_params()
+
+    w = width
+    while count(w) < target:              # count() increases with w; a few hundred steps
+        w += 1
+    return min((w - 1, w), key=lambda v: abs(count(v) - target))
+
+
+def variant_net(cfg: FewShotConfig) -> MetaNet:
+    if cfg.variant == "wt":
+        return classifier_net(cfg.ways, cfg.hidden, cfg.latent, cfg.n_hidden)
+    if cfg.variant == "nowt_width":
+        return classifier_net(cfg.ways, cfg.hidden, 0, cfg.n_hidden)
+    if cfg.variant == "nowt_params":
+        width = equal_params_width(cfg.ways, cfg.hidden, cfg.latent, cfg.n_hidden)
+        return classifier_net(cfg.ways, width, 0, cfg.n_hidden)
+    raise ValueError(f"unknown variant {cfg.variant!r}; expected one of {VARIANTS}")
+
+
+def classifier_logits(net: MetaNet, params: Params, x: torch.Tensor) -> torch.Tensor:
+    """Logits ``(T, B, ways)`` of inputs ``x (T, B, in)`` under shared parameters or
+    per-task parameters (every tensor with a leading task dim)."""
+    *hidden, out = [effective_weights(spec, params) for spec in net.layers]
+    for w, b in hidden:
+        x = torch.relu(affine(x, w, b))
+    return affine(x, *out)
+
+
+def task_losses(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Mean cross-entropy of each task, ``(T,)``."""
+    return torch.nn.functional.cross_entropy(logits.transpose(1, 2), labels,
+                                             reduction="none").mean(-1)
+
+
+def adapt(net: MetaNet, params: Params, lrs: dict[str, torch.Tensor], support_x: torch.Tensor,
+          support_y: torch.Tensor, n_steps: int) -> Params:
+    """MAML's inner loop for T tasks at once: ``n_steps`` of ``p <- p - lr_p * dL_t/dp`` on
+    each task's support loss. Returns per-task parameters (leading dim T), differentiable
+    with respect to ``params`` and ``lrs`` (second order).
+
+    The shared parameters are expanded to a task dim first; since the tasks' losses are
+    independent, the gradient of their sum with respect to task t's copy is task t's own."""
+    n_tasks = support_x.shape[0]
+    adapted = {k: v.expand(n_tasks, *v.shape) for k, v in params.items()}
+    for _ in range(n_steps):
+        loss = task_losses(classifier_logits(net, adapted, support_x), support_y).sum()
+        adapted = _sgd_step(adapted, lrs, loss)
+    return adapted
+
+
+def query_accuracy(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Fraction of query images classified correctly, per task, ``(T,)``."""
+    return (logits.argmax(-1) == labels).float().mean(-1)
+
+
+# --------------------------------------------------------------------------- learner
+
+@dataclass
+class FewShotLearner:
+    """Meta-parameters: the classifier's initial parameters and the inner-rate logits."""
+
+    net: MetaNet
+    params: Params
+    rho: dict[str, torch.Tensor]
+
+    @classmethod
+    def create(cls, cfg: FewShotConfig) -> "FewShotLearner":
+        net = variant_net(cfg)
+        params = {k: v.requires_grad_() for k, v in net.init_params(cfg.seed).items()}
+        rho0 = float(np.log(np.expm1(cfg.inner_lr)))          # softplus(rho0) = inner_lr
+        rho = {k: torch.tensor(rho0, requires_grad=cfg.learn_inner_lr) for k in params}
+        return cls(net, params, rho)
+
+    def inner_lrs(self) -> dict[str, torch.Tensor]:
+        return {k: torch.nn.functional.softplus(v) for k, v in self.rho.items()}
+
+    def optimizer(self, lr: float) -> torch.optim.Adam:
+        rho = [v for v in self.rho.values() if v.requires_grad]
+        return torch.optim.Adam([*self.params.values(), *rho], lr=lr)
+
+
+def meta_loss(learner: FewShotLearner, tasks: FewShotTasks, inner_steps: int,
+              ) -> tuple[torch.Tensor, torch.Tensor]:
+    """MAML's outer objective: mean over tasks of the query cross-entropy after adaptation,
+    and the mean query accuracy (no gradient)."""
+    adapted = adapt(learner.net, learner.params, learner.inner_lrs(), tasks.support_x,
+                    tasks.support_y, inner_steps)
+    logits = classifier_logits(learner.net, adapted, tasks.query_x)
+    return (task_losses(logits, tasks.query_y).mean(),
+            query_accuracy(logits.detach(), tasks.query_y).mean())
+
+
+def evaluate(learner: FewShotLearner, images: DigitImages, cfg: FewShotConfig,
+             step: int) -> float:
+    """Mean query accuracy over ``eval_tasks`` fresh test-class tasks after adaptation. The
+    tasks depend only on (seed, step): every variant of a seed meets the same ones."""
+    rng = np.random.default_rng([cfg.seed, step, 1])
+    correct = []
+    for start in range(0, cfg.eval_tasks, EVAL_CHUNK):
+        n = min(EVAL_CHUNK, cfg.eval_tasks - start)
+        tasks = sample_tasks(images, TEST_CLASSES, n, cfg.ways, cfg.shots,
+                             cfg.query_per_class, rng)
+        adapted = adapt(learner.net, learner.params, learner.inner_lrs(), tasks.support_x,
+                        tasks.support_y, cfg.inner_steps)
+        with torch.no_grad():
+            logits = classifier_logits(learner.net, adapted, tasks.query_x)
+            correct.append(query_accuracy(logits, tasks.query_y))
+    return float(torch.cat(correct).mean())
+
+
+def run_fewshot(cfg: FewShotConfig, out_csv: Path, progress: bool = True,
+                ) -> list[tuple[int, float]]:
+    """Meta-train one variant on the training digits and write ``out_csv`` (``step,
+    accuracy``: mean test-task query accuracy) and, beside it, ``<out_csv>.yaml`` (the
+    config, the model's width and parameter count, the wall-clock time). Returns the rows."""
+    out_csv = Path(out_csv)
+    images = load_digit_images()
+    learner = FewShotLearner.create(cfg)
+    width = learner.net.layers[0].out_features
+    n_params = learner.net.n_params()
+    log.info("few-shot %s seed %d: width %d, latent %d, %d parameters", cfg.variant, cfg.seed,
+             width, learner.net.layers[0].latent, n_params)
+    optimizer = learner.optimizer(cfg.outer_lr)
+    rng = np.random.default_rng([cfg.seed, 0])
+    rows = [(0, evaluate(learner, images, cfg, 0))]
+    bar = tqdm(total=cfg.steps, disable=not progress, dynamic_ncols=True, unit="step",
+               desc=f"fewshot {cfg.variant} seed{cfg.seed}")
+    bar.set_postfix(test_acc=f"{rows[0][1]:.3f}")
+    t0 = time.perf_counter()
+    for step in range(1, cfg.steps + 1):
+        tasks = sample_tasks(images, TRAIN_CLASSES, cfg.meta_batch, cfg.ways, cfg.shots,
+                             cfg.query_per_class, rng)
+        loss, train_acc = meta_loss(learner, tasks, cfg.inner_steps)
+        if not torch.isfinite(loss):
+            raise FloatingPointError(f"few-shot {cfg.variant} seed {cfg.seed}: non-finite "
+                                     f"meta-loss at step {step}")
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        bar.update(1)
+        if step % cfg.eval_every == 0 or step == cfg.steps:
+            rows.append((step, evaluate(learner, images, cfg, step)))
+            bar.set_postfix(test_acc=f"{rows[-1][1]:.3f}", loss=f"{loss.item():.3f}")
+            log.info("few-shot %s seed %d step %d: test accuracy %.3f, train query accuracy "
+                     "%.3f, meta-loss %.3f (%.1f steps/s)", cfg.variant, cfg.seed, step,
+                     rows[-1][1], train_acc.item(), loss.item(),
+                     step / (time.perf_counter() - t0))
+    bar.close()
+    lrs = {k: round(float(v.detach()), 6) for k, v in learner.inner_lrs().items()}
+    meta = {"config": dataclasses.asdict(cfg), "width": width, "n_params": n_params,
+            "train_classes": list(TRAIN_CLASSES), "test_classes": list(TEST_CLASSES),
+            "dataset": "scikit-learn load_digits (8x8)", "final_inner_lrs": lrs,
+            "wall_s": round(time.perf_counter() - t0, 2), "torch": str(torch.__version__),
+            "threads": torch.get_num_threads()}
+    with atomic_path(out_csv) as tmp:
+        tmp.write_text("step,accuracy\n" + "".join(f"{s},{a:.6f}\n" for s, a in rows))
+    with atomic_path(config_path(out_csv)) as tmp:
+        tmp.write_text(yaml.safe_dump(meta, sort_keys=False))
+    return rows
+
+
+def config_path(out_csv: Path) -> Path:
+    """The YAML written beside a run's CSV: ``seed0.csv`` -> ``seed0.yaml``."""
+    return Path(out_csv).with_suffix(".yaml")
+
