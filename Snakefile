@@ -9,6 +9,7 @@ include: "workflow/rules/buffers.smk"
 include: "workflow/rules/splits.smk"
 include: "workflow/rules/meta_train.smk"
 include: "workflow/rules/figures.smk"
+include: "workflow/rules/fewshot.smk"
 
 
 # The default target: every figure, table and split that exists so far. It lives here, not
@@ -18,6 +19,8 @@ rule all:
     input:
         "results/fig8.pdf",
         "results/fig8.csv",
+        "results/fig6.pdf",
+        "results/fig6.csv",
         expand(
             "results/{figure}.{ext}",
             figure=["fig3", "fig4_left", "fig4_center", "fig4_right", "fig5"],
@@ -26,3 +29,5 @@ rule all:
         "results/table1.csv",
         "results/table1.md",
         all_split_files(),
+        # Fig. 9 (ML45 behaviour policies) only when the config builds the ml45 family.
+        ["results/fig9.pdf", "results/fig9.csv"] if "ml45" in config["families"] else [],

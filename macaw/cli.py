@@ -64,6 +64,12 @@ def cmd_plot_fig8(args: argparse.Namespace) -> None:
     plot_fig8(args.buffers, args.pdf, args.csv)
 
 
+def cmd_plot_fig9(args: argparse.Namespace) -> None:
+    from macaw.plotting.fig9 import plot_fig9
+
+    plot_fig9(args.buffers, args.pdf, args.csv)
+
+
 def cmd_plot_curves(args: argparse.Namespace) -> None:
     from macaw.plotting.curves import RunCurve, plot_curves
 
@@ -131,6 +137,21 @@ def cmd_meta_train(args: argparse.Namespace) -> None:
                       progress=not args.no_progress)
 
 
+def cmd_fewshot(args: argparse.Namespace) -> None:
+    from macaw.fewshot import FewShotConfig, run_fewshot
+
+    _set_threads(args.threads)
+    cfg = FewShotConfig.from_dict({**args.params, "variant": args.variant, "seed": args.seed})
+    run_fewshot(cfg, args.out, progress=not args.no_progress)
+
+
+def cmd_plot_fig6(args: argparse.Namespace) -> None:
+    from macaw.plotting.fig6 import FewShotRun, plot_fig6
+
+    runs = [FewShotRun(label, int(seed), Path(path)) for label, seed, path in args.run]
+    plot_fig6(runs, args.pdf, args.csv)
+
+
 def cmd_inspect_buffer(args: argparse.Namespace) -> None:
     from macaw.data import load_task_buffer
 
@@ -183,6 +204,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--pdf", type=Path, required=True)
     p.add_argument("--csv", type=Path, required=True)
     p.set_defaults(func=cmd_plot_fig8)
+
+    p = sub.add_parser("plot-fig9", help="ML45 behaviour-policy learning curves and success "
+                       "rates (paper Fig. 9)")
+    p.add_argument("--buffers", type=Path, nargs="+", required=True)
+    p.add_argument("--pdf", type=Path, required=True)
+    p.add_argument("--csv", type=Path, required=True)
+    p.set_defaults(func=cmd_plot_fig9)
 
     p = sub.add_parser("plot-curves", help="meta-test learning curves of runs (Fig. 4, 5)")
     p.add_argument("--run", nargs=4, action="append", required=True,
@@ -249,6 +277,31 @@ def build_parser() -> argparse.ArgumentParser:
                    help="output directory (config.yaml, checkpoint.pt, eval.csv)")
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=cmd_meta_train)
+
+    p = sub.add_parser("fewshot", help="meta-train MAML on few-shot digit classification (Fig. 6's "
+                       "Omniglot stand-in, default 5-way 1-shot) with or without weight-"
+                       "transform layers; writes a step,accuracy CSV and a config YAML")
+    p.add_argument("--variant", required=True, choices=["wt", "nowt_width", "nowt_params"],
+                   help="wt: WT layers (width 128, latent 32); nowt_width: plain layers of "
+                        "the same width; nowt_params: plain layers with as many parameters")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--params", type=_json_arg, default={},
+                   help="JSON object of FewShotConfig fields (macaw.fewshot)")
+    p.add_argument("--threads", type=int, default=1, help="torch CPU threads")
+    p.add_argument("--out", type=Path, required=True,
+                   help="output CSV (step,accuracy of the test-class tasks); the config, "
+                        "width and parameter count go to the same path with .yaml")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_fewshot)
+
+    p = sub.add_parser("plot-fig6", help="few-shot test accuracy vs meta-training steps, "
+                       "WT vs no-WT (Fig. 6), mean ± s.e. over seeds")
+    p.add_argument("--run", nargs=3, action="append", required=True,
+                   metavar=("LABEL", "SEED", "CSV"),
+                   help="one run of `macaw fewshot` (repeat); its .yaml must lie beside it")
+    p.add_argument("--pdf", type=Path, required=True)
+    p.add_argument("--csv", type=Path, required=True)
+    p.set_defaults(func=cmd_plot_fig6)
 
     p = sub.add_parser("inspect-buffer", help="validate buffer files and print a summary")
     p.add_argument("buffers", type=Path, nargs="+")

@@ -55,10 +55,10 @@ def test_dvc_repro_and_remote_round_trip(tmp_path):
     run(work, "dvc", "repro")
 
     outs = tracked_outputs(work)
-    figures = {f"{name}.{ext}" for name in ("fig8", "fig4_left", "fig4_center", "fig5")
+    figures = {f"{name}.{ext}" for name in ("fig8", "fig4_left", "fig4_center", "fig5", "fig9")
                for ext in ("pdf", "csv")}
     assert {o.name for o in outs} == {"behaviour", "buffers", "splits", "runs"} | figures
-    assert len(list((work / "results" / "buffers").glob("*/task*.h5"))) == 11
+    assert len(list((work / "results" / "buffers").glob("*/task*.h5"))) == 15  # ml45: 4
     before = {o.name: tree_hashes(o) if o.is_dir() else hashlib.md5(o.read_bytes()).hexdigest()
               for o in outs}
     lock = yaml.safe_load((work / "dvc.lock").read_text())

@@ -21,12 +21,13 @@ SHAPES = {  # family -> (obs dim, action dim)
 }
 
 
-def test_registry_lists_the_four_families():
+def test_registry_lists_the_families():
     assert {name: (f.env_id, f.n_tasks, f.episode_steps) for name, f in FAMILIES.items()} == {
         "cheetah-dir": ("MACAW/HalfCheetahDir-v0", 2, 200),
         "cheetah-vel": ("MACAW/HalfCheetahVel-v0", 40, 200),
         "ant-dir": ("MACAW/AntDir-v0", 50, 200),
         "walker-params": ("MACAW/Walker2dParams-v0", 50, 200),
+        "ml45": ("MACAW/MetaWorldML45-v0", 50, 500),  # tests/test_ml45.py
     }
     assert get_family("ant-dir") is FAMILIES["ant-dir"]
     with pytest.raises(ValueError, match="cheetah-vel"):

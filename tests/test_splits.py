@@ -51,7 +51,7 @@ def test_other_families():
     assert ant["test"] == [6, 17, 23, 30, 41] and len(ant["train"]) == 45
     walker = make_split("walker-params", "standard", 50)
     assert walker["test"] == [2, 12, 15, 39, 43] and len(walker["train"]) == 45
-    assert set(SPLITS) == {"cheetah-dir", "cheetah-vel", "ant-dir", "walker-params"}
+    assert set(SPLITS) == {"cheetah-dir", "cheetah-vel", "ant-dir", "walker-params", "ml45"}
 
 
 def test_available_intersects_both_lists():

@@ -11,6 +11,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
+import h5py
 import numpy as np
 import pandas as pd
 import pytest
@@ -51,14 +52,30 @@ def test_smoke_dag_builds_fig8_and_valid_buffers(smoke_run):
     assert (results / "fig8.pdf").read_bytes()[:5] == b"%PDF-"
     curves = pd.read_csv(results / "fig8.csv")
     buffers = sorted((results / "buffers").glob("*/task*.h5"))
-    # smoke.yaml: cheetah-vel 5 tasks, cheetah-dir 2, ant-dir 2, walker-params 2.
-    assert len(buffers) == 11
+    # smoke.yaml: cheetah-vel 5 tasks, cheetah-dir 2, ant-dir 2, walker-params 2, ml45 4
+    # (ml45 goes to Fig. 9, not Fig. 8).
+    assert len(buffers) == 15
     assert curves.groupby("family").task_id.nunique().to_dict() == {
         "ant-dir": 2, "cheetah-dir": 2, "cheetah-vel": 5, "walker-params": 2}
     for path in buffers:
         check_buffer_independently(path, gamma=0.99)
     # Fig. 8's CSV holds exactly the episodes of the buffers: 3 per cheetah task (600 steps).
     assert (curves[curves.family == "cheetah-vel"].groupby("task_id").size() == 3).all()
+
+
+def test_smoke_dag_builds_fig9_from_the_ml45_buffers(smoke_run):
+    results = smoke_run / "results"
+    assert (results / "fig9.pdf").read_bytes()[:5] == b"%PDF-"
+    fig9 = pd.read_csv(results / "fig9.csv")
+    # smoke.yaml: ml45 tasks [0, 1, 45, 46], 1000 steps = two 500-step episodes each.
+    assert fig9.groupby(["task_id", "role"]).size().to_dict() == {
+        (0, "train"): 2, (1, "train"): 2, (45, "test"): 2, (46, "test"): 2}
+    for task, rows in fig9.groupby("task_id"):
+        with h5py.File(results / f"buffers/ml45/task{task:02d}.h5") as f:
+            np.testing.assert_array_equal(rows.success, f["episode_successes"][()])
+            np.testing.assert_allclose(rows["return"], f["episode_returns"][()], rtol=1e-6)
+    split = json.loads((results / "splits" / "ml45" / "standard.json").read_text())
+    assert (split["train"], split["test"]) == ([0, 1], [45, 46])
 
 
 def test_smoke_dag_writes_every_split(smoke_run):

@@ -176,7 +176,7 @@ class MACAW(nn.Module):
             "value": torch.optim.Adam(self.value.values(), lr=self.cfg.outer_value_lr, **fused),
             "policy": torch.optim.Adam(policy_params, lr=self.cfg.outer_policy_lr, **fused),
             "lr": torch.optim.Adam([*self.value_rho.values(), *self.policy_rho.values()],
-                                   lr=self.cfg.lr_lr),
+                                   lr=self.cfg.lr_lr, **fused),
         }
 
 
@@ -218,7 +218,8 @@ def adapt(model: MACAW, obs: torch.Tensor, actions: torch.Tensor, returns: torch
                 model.value_net, v_params, model.inner_lrs("value"), v_states, n_tasks,
                 lambda w: value_loss(value_forward(w, obs), returns))
         v_weights = [state_weights(s, st) for s, st in zip(model.value_net.layers, v_states)]
-        advantages = (returns - value_forward(v_weights, obs)).detach()
+        with torch.no_grad():      # AWR weights and L_ADV targets are constants
+            advantages = returns - value_forward(v_weights, obs)
         weights_awr = awr_weights(advantages, cfg.temperature, cfg.max_weight)
 
     def policy_inner_loss(w):
@@ -289,7 +290,8 @@ def adapt_params(model: MACAW, obs: torch.Tensor, act: torch.Tensor, ret: torch.
         for _ in range(n_steps):
             phi = _sgd_step(phi, model.inner_lrs("value"), value_loss(
                 value_forward(_weights(model.value_net, phi), obs), ret), create_graph)
-        advantages = (ret - value_forward(_weights(model.value_net, phi), obs)).detach()
+        with torch.no_grad():
+            advantages = ret - value_forward(_weights(model.value_net, phi), obs)
         w_awr = awr_weights(advantages, cfg.temperature, cfg.max_weight)
     for _ in range(n_steps):
         mean, adv_pred = policy_forward(_weights(model.policy_net, theta), obs,

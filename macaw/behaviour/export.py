@@ -18,7 +18,8 @@ def export_task_buffer(lifetime_path: Path, task_id: int, out_path: Path, gamma:
 
     Monte-Carlo returns are computed there (:func:`macaw.data.compute_mc_returns`); the
     written file is read back through the validating reader before this returns, and the
-    per-episode returns are checked against the ones the trainer logged.
+    per-episode returns are checked against the ones the trainer logged. Per-episode success
+    flags (families with a success flag, e.g. ml45) are copied as ``episode_successes``.
     """
     lifetime_path = Path(lifetime_path)
     with h5py.File(lifetime_path, "r") as f:
@@ -33,13 +34,14 @@ def export_task_buffer(lifetime_path: Path, task_id: int, out_path: Path, gamma:
         arrays = {k: g[k][()] for k in ("observations", "actions", "rewards",
                                          "next_observations", "terminals", "timeouts")}
         logged_returns = g["episode_returns"][()]
+        successes = g["episode_successes"][()] if "episode_successes" in g else None
         attrs = dict(f.attrs)
     family = str(attrs["family"])
     write_task_buffer(
         out_path, **arrays, env_id=str(attrs["env_id"]), family=family, task_id=task_id,
         task_params=task_params(family, task_id), gamma=gamma,
         policy_steps=int(attrs["policy_steps"]), algorithm=str(attrs["algorithm"]),
-        config=json.loads(attrs["config"]),
+        config=json.loads(attrs["config"]), episode_successes=successes,
     )
     buffer = load_task_buffer(out_path)
     if not np.allclose(buffer.episode_returns, logged_returns, rtol=1e-4, atol=1e-3):

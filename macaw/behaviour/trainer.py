@@ -6,10 +6,15 @@ tasks of a family in lock-step: one environment per task, one batched ensemble a
 (:mod:`macaw.behaviour.agents`), one gradient step per environment step (UTD 1). Every
 transition is kept; at the end each task's unfinished last episode is dropped, so each
 task's lifetime ends on an episode boundary (see :func:`macaw.data.compute_mc_returns`).
+For families with a success flag (Meta-World, ``info["success"]``) an episode counts as a
+success if any of its steps does; the lifetime file keeps one flag per episode beside its
+return (``episode_successes``) for the Fig. 9 curves.
 
 Runs are resumable: every ``checkpoint_every`` steps the networks, optimisers, replay,
-environment simulator states (``mujoco.mj_getState``) and every RNG are saved atomically; a
-killed run started again with the same arguments continues from there.
+environment simulator states (``mujoco.mj_getState``, or the env's own
+``get_checkpoint_state`` where it keeps more than MuJoCo's state, as Meta-World does) and every
+RNG are saved atomically; a killed run started again with the same arguments continues from
+there.
 """
 
 from __future__ import annotations
@@ -87,10 +92,12 @@ class TaskEnvs:
                              for env, t in zip(self.envs, tasks)]).astype(np.float32)
         self.episode_return = np.zeros(len(tasks))
         self.episode_length = np.zeros(len(tasks), dtype=np.int64)
+        self.episode_success = np.zeros(len(tasks), dtype=bool)
 
     def step(self, actions: np.ndarray):
         """Step every env; returns (obs, next_obs, rewards, terminals, timeouts, finished)
-        where ``finished`` lists ``(task_index, episode_return, episode_length)``."""
+        where ``finished`` lists ``(task_index, episode_return, episode_length, success)``;
+        ``success``: some step of the episode had ``info["success"]`` (False without one)."""
         n = len(self.envs)
         next_obs = np.empty_like(self.obs)
         rewards = np.empty(n, dtype=np.float32)
@@ -99,14 +106,17 @@ class TaskEnvs:
         finished = []
         obs = self.obs.copy()
         for i, env in enumerate(self.envs):
-            o, r, term, trunc, _ = env.step(actions[i])
+            o, r, term, trunc, info = env.step(actions[i])
             next_obs[i], rewards[i] = o, r
             terminals[i], timeouts[i] = term, trunc and not term
             self.episode_return[i] += r
             self.episode_length[i] += 1
+            self.episode_success[i] |= bool(info.get("success", False))
             if term or trunc:
-                finished.append((i, self.episode_return[i], int(self.episode_length[i])))
+                finished.append((i, self.episode_return[i], int(self.episode_length[i]),
+                                 bool(self.episode_success[i])))
                 self.episode_return[i], self.episode_length[i] = 0.0, 0
+                self.episode_success[i] = False
                 o, _ = env.reset()
             self.obs[i] = o
         return obs, next_obs, rewards, terminals, timeouts, finished
@@ -116,6 +126,10 @@ class TaskEnvs:
         states = []
         for env in self.envs:
             u = env.unwrapped
+            if hasattr(u, "get_checkpoint_state"):  # state beyond MuJoCo's (Meta-World)
+                states.append({"env": u.get_checkpoint_state(),
+                               "elapsed": _time_limit(env)._elapsed_steps})
+                continue
             spec = mujoco.mjtState.mjSTATE_INTEGRATION
             sim = np.empty(mujoco.mj_stateSize(u.model, spec))
             mujoco.mj_getState(u.model, u.data, sim, spec)
@@ -123,9 +137,14 @@ class TaskEnvs:
                            "rng": u.np_random.bit_generator.state})
         return states
 
-    def set_state(self, states: list[dict], obs: np.ndarray, ep_return, ep_length) -> None:
+    def set_state(self, states: list[dict], obs: np.ndarray, ep_return, ep_length,
+                  ep_success=None) -> None:
         for env, s in zip(self.envs, states):
             u = env.unwrapped
+            if "env" in s:
+                u.set_checkpoint_state(s["env"])
+                _time_limit(env)._elapsed_steps = s["elapsed"]
+                continue
             mujoco.mj_setState(u.model, u.data, s["sim"], mujoco.mjtState.mjSTATE_INTEGRATION)
             mujoco.mj_forward(u.model, u.data)
             _time_limit(env)._elapsed_steps = s["elapsed"]
@@ -133,6 +152,7 @@ class TaskEnvs:
         self.obs[:] = obs
         self.episode_return[:] = ep_return
         self.episode_length[:] = ep_length
+        self.episode_success[:] = False if ep_success is None else ep_success
 
 
 def _time_limit(env: gym.Env) -> gym.wrappers.TimeLimit:
@@ -204,7 +224,8 @@ def train_behaviour(cfg: BehaviourConfig, lifetime_path: Path, policy_path: Path
                                   lr_actor=cfg.lr_actor, lr_critic=cfg.lr_critic,
                                   gamma=cfg.gamma, tau=cfg.tau)
     replay = LifetimeReplay(len(cfg.tasks), cfg.total_steps, obs_dim, act_dim)
-    episodes: list[list[tuple[float, int]]] = [[] for _ in cfg.tasks]  # (return, end step)
+    # (return, end step, success) of every finished episode of every task
+    episodes: list[list[tuple[float, int, bool]]] = [[] for _ in cfg.tasks]
 
     start = 0
     if checkpoint_path.exists():
@@ -216,8 +237,10 @@ def train_behaviour(cfg: BehaviourConfig, lifetime_path: Path, policy_path: Path
         for k in replay.KEYS:
             replay.data[k][:, :ckpt["step"]] = ckpt["replay"][k]
         replay.size = start = ckpt["step"]
-        episodes = ckpt["episodes"]
-        envs.set_state(ckpt["envs"], ckpt["obs"], ckpt["ep_return"], ckpt["ep_length"])
+        # Checkpoints written before success logging hold (return, end step) pairs.
+        episodes = [[(*e, False)[:3] for e in ep] for ep in ckpt["episodes"]]
+        envs.set_state(ckpt["envs"], ckpt["obs"], ckpt["ep_return"], ckpt["ep_length"],
+                       ckpt.get("ep_success"))
         torch.set_rng_state(ckpt["torch_rng"])
         rng.bit_generator.state = ckpt["numpy_rng"]
         sample_gen.set_state(ckpt["sample_rng"])
@@ -229,6 +252,7 @@ def train_behaviour(cfg: BehaviourConfig, lifetime_path: Path, policy_path: Path
             "replay": {k: v[:, :step].clone() for k, v in replay.data.items()},
             "episodes": episodes, "envs": envs.get_state(), "obs": envs.obs.copy(),
             "ep_return": envs.episode_return.copy(), "ep_length": envs.episode_length.copy(),
+            "ep_success": envs.episode_success.copy(),
             "torch_rng": torch.get_rng_state(), "numpy_rng": rng.bit_generator.state,
             "sample_rng": sample_gen.get_state(),
         }, checkpoint_path)
@@ -245,8 +269,8 @@ def train_behaviour(cfg: BehaviourConfig, lifetime_path: Path, policy_path: Path
         obs, next_obs, rewards, terminals, timeouts, finished = envs.step(actions)
         replay.add(observations=obs, actions=actions, rewards=rewards,
                    next_observations=next_obs, terminals=terminals, timeouts=timeouts)
-        for i, ret, _ in finished:
-            episodes[i].append((float(ret), step + 1))
+        for i, ret, _, success in finished:
+            episodes[i].append((float(ret), step + 1, success))
         if step + 1 >= cfg.learning_starts:
             agent.update(replay.sample(cfg.batch_size, sample_gen))
         bar.update(1)
@@ -256,13 +280,19 @@ def train_behaviour(cfg: BehaviourConfig, lifetime_path: Path, policy_path: Path
             log.info("%s step %d (%.0f steps/s): last episode return per task: %s", cfg.family,
                      step + 1, (step + 1 - start) / (time.perf_counter() - t0),
                      ", ".join(f"t{t:02d} {r:.1f}" for t, r in zip(cfg.tasks, last)))
+            if family.success_flag:
+                recent = [np.mean([e[2] for e in ep[-10:]]) if ep else float("nan")
+                          for ep in episodes]
+                log.info("%s step %d: success rate of the last 10 episodes per task: %s",
+                         cfg.family, step + 1,
+                         ", ".join(f"t{t:02d} {s:.1f}" for t, s in zip(cfg.tasks, recent)))
         if cfg.checkpoint_every and (step + 1) % cfg.checkpoint_every == 0 \
                 and step + 1 < cfg.total_steps:
             save_checkpoint(step + 1)
     bar.close()
 
     _write_lifetime(lifetime_path, cfg, replay, episodes, family.env_id,
-                    elapsed=time.perf_counter() - t0)
+                    elapsed=time.perf_counter() - t0, success_flag=family.success_flag)
     _atomic_torch_save({"config": dataclasses.asdict(cfg), "agent": agent.state_dict(),
                         "obs_dim": obs_dim, "act_dim": act_dim}, policy_path)
     checkpoint_path.unlink(missing_ok=True)
@@ -270,8 +300,10 @@ def train_behaviour(cfg: BehaviourConfig, lifetime_path: Path, policy_path: Path
 
 
 def _write_lifetime(path: Path, cfg: BehaviourConfig, replay: LifetimeReplay,
-                    episodes: list[list[tuple[float, int]]], env_id: str, elapsed: float) -> None:
-    """Write every task's transitions up to its last finished episode, atomically."""
+                    episodes: list[list[tuple[float, int, bool]]], env_id: str, elapsed: float,
+                    success_flag: bool = False) -> None:
+    """Write every task's transitions up to its last finished episode, atomically, with the
+    episode returns (and, for a family with a success flag, ``episode_successes`` as 0/1)."""
     with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
         f.attrs.update({"format": LIFETIME_FORMAT, "family": cfg.family, "env_id": env_id,
                         "algorithm": cfg.algorithm, "policy_steps": cfg.total_steps,
@@ -287,4 +319,7 @@ def _write_lifetime(path: Path, cfg: BehaviourConfig, replay: LifetimeReplay,
             for k in replay.KEYS:
                 g.create_dataset(k, data=replay.data[k][i, :end].numpy())
             g.create_dataset("episode_returns",
-                             data=np.array([r for r, _ in episodes[i]], dtype=np.float32))
+                             data=np.array([e[0] for e in episodes[i]], dtype=np.float32))
+            if success_flag:
+                g.create_dataset("episode_successes",
+                                 data=np.array([e[2] for e in episodes[i]], dtype=np.float32))

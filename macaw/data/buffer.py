@@ -11,7 +11,8 @@ Layout (D4RL-style flat datasets; ``N`` transitions, ``E`` episodes)::
     mc_returns         (N,)         float32  discounted Monte-Carlo return to the episode end
     episode_starts     (E,)         int64    index of each episode's first transition
     episode_returns    (E,)         float32  undiscounted return of each episode (Fig. 8/9 curves)
-    episode_successes  (E,)         float32  optional (Meta-World success flag)
+    episode_successes  (E,)         float32  optional: 1 if any step of the episode had
+                                             info["success"] (Meta-World ml45), else 0
 
 Attributes: ``schema_version``, ``env_id``, ``family``, ``task_id``, ``task_params`` (JSON),
 ``gamma``, ``policy_steps``, ``algorithm``, ``config`` (JSON), ``created_by``.
@@ -209,6 +210,8 @@ def write_task_buffer(
             raise _shape_error(
                 "episode_successes", f"shape ({n_episodes},) (one per episode)", f"shape {succ.shape}"
             )
+        if not np.all((succ >= 0) & (succ <= 1)):
+            raise _shape_error("episode_successes", "values in [0, 1]", f"{succ[:5]}...")
     mc = compute_mc_returns(rew, term, tout, gamma)
 
     datasets: dict[str, np.ndarray] = {
@@ -367,3 +370,8 @@ def _validate_arrays(path: Path, arrays: dict[str, np.ndarray]) -> None:
     for key in ("episode_returns",) + tuple(k for k in OPTIONAL_KEYS if k in arrays):
         if arrays[key].shape != (e,):
             raise _schema_error(path, f"key {key!r}", f"shape ({e},) (one per episode)", f"shape {arrays[key].shape}")
+    if "episode_successes" in arrays:
+        succ = arrays["episode_successes"]
+        if succ.dtype.kind != "f" or not np.all((succ >= 0) & (succ <= 1)):
+            raise _schema_error(path, "key 'episode_successes'", "float values in [0, 1]",
+                                f"dtype {succ.dtype}, values {succ[:5]}...")

@@ -13,6 +13,8 @@ Definitions (task ids index each family's fixed task list):
 
 * ``ant-dir`` ``standard``: test = [6, 17, 23, 30, 41]; train = the rest.
 * ``walker-params`` ``standard``: test = [43, 15, 12, 39, 2]; train = the rest.
+* ``ml45`` ``standard``: test = [45, ..., 49] (Meta-World ML45's 5 test environments, see
+  :mod:`macaw.envs.ml45`); train = 0..44 (its 45 training environments).
 
 ``available`` (the task ids a config actually built buffers for) is intersected with both lists.
 """
@@ -31,12 +33,14 @@ SPLITS: dict[str, tuple[str, ...]] = {
     "cheetah-vel": ("standard", "sparse20", "sparse10", "sparse5", "sparse3", "extrapolation"),
     "ant-dir": ("standard",),
     "walker-params": ("standard",),
+    "ml45": ("standard",),
 }
 
 _STANDARD_TEST: dict[str, tuple[int, ...]] = {
     "cheetah-vel": (2, 7, 15, 23, 26),
     "ant-dir": (6, 17, 23, 30, 41),
     "walker-params": (43, 15, 12, 39, 2),
+    "ml45": (45, 46, 47, 48, 49),
 }
 
 _CHEETAH_VEL_TRAIN: dict[str, Callable[[int], bool]] = {

@@ -6,9 +6,11 @@
 | cheetah-vel   | MACAW/HalfCheetahVel-v0     | 40    | cheetah.py  |
 | ant-dir       | MACAW/AntDir-v0             | 50    | ant.py      |
 | walker-params | MACAW/Walker2dParams-v0     | 50    | walker.py   |
+| ml45          | MACAW/MetaWorldML45-v0      | 50    | ml45.py     |
 
-All episodes are truncated at 200 steps by gymnasium's ``TimeLimit``. Build a task with
-``make_task_env("cheetah-vel", 3)``; read its parameters without MuJoCo with
+Episodes are truncated by gymnasium's ``TimeLimit``: 200 steps for the MuJoCo families, the
+environment's own 500 for Meta-World ML45 (whose ``info`` also carries ``success``). Build a
+task with ``make_task_env("cheetah-vel", 3)``; read its parameters without MuJoCo with
 ``task_params("cheetah-vel", 3)``.
 """
 
@@ -21,6 +23,7 @@ import gymnasium
 
 from macaw.envs.ant import AntDirEnv
 from macaw.envs.cheetah import HalfCheetahDirEnv, HalfCheetahVelEnv
+from macaw.envs.ml45 import MetaWorldML45Env
 from macaw.envs.task_env import TaskEnv, check_task_id
 from macaw.envs.walker import Walker2dParamsEnv
 
@@ -37,17 +40,22 @@ class TaskFamily:
     """tasks are indexed 0..n_tasks-1"""
     episode_steps: int = EPISODE_STEPS
     """TimeLimit truncation"""
+    success_flag: bool = False
+    """``info["success"]`` exists (Meta-World); behaviour training logs per-episode success"""
 
 
-_ENV_CLASSES: dict[str, type[TaskEnv]] = {
+_ENV_CLASSES: dict[str, type[TaskEnv] | type[MetaWorldML45Env]] = {
     "MACAW/HalfCheetahDir-v0": HalfCheetahDirEnv,
     "MACAW/HalfCheetahVel-v0": HalfCheetahVelEnv,
     "MACAW/AntDir-v0": AntDirEnv,
     "MACAW/Walker2dParams-v0": Walker2dParamsEnv,
+    "MACAW/MetaWorldML45-v0": MetaWorldML45Env,
 }
 
 FAMILIES: dict[str, TaskFamily] = {
-    cls.family: TaskFamily(name=cls.family, env_id=env_id, n_tasks=cls.n_tasks)
+    cls.family: TaskFamily(name=cls.family, env_id=env_id, n_tasks=cls.n_tasks,
+                           episode_steps=getattr(cls, "episode_steps", EPISODE_STEPS),
+                           success_flag=getattr(cls, "success_flag", False))
     for env_id, cls in _ENV_CLASSES.items()
 }
 
@@ -56,7 +64,7 @@ for _env_id, _cls in _ENV_CLASSES.items():
         gymnasium.register(
             id=_env_id,
             entry_point=f"{_cls.__module__}:{_cls.__name__}",
-            max_episode_steps=EPISODE_STEPS,
+            max_episode_steps=FAMILIES[_cls.family].episode_steps,
         )
 
 
@@ -68,7 +76,7 @@ def get_family(name: str) -> TaskFamily:
 
 
 def make_task_env(family: str, task_id: int, **kwargs: Any) -> gymnasium.Env:
-    """``gymnasium.make`` the family's env for ``task_id`` (200-step TimeLimit included)."""
+    """``gymnasium.make`` the family's env for ``task_id`` (its TimeLimit included)."""
     fam = get_family(family)
     check_task_id(fam.name, task_id, fam.n_tasks)
     return gymnasium.make(fam.env_id, task_id=task_id, **kwargs)

@@ -11,12 +11,18 @@ matplotlib.use("Agg")  # figures are files; never open a window
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
+from matplotlib.ticker import FuncFormatter  # noqa: E402
 
 from macaw.io import atomic_path  # noqa: E402
 
 
 def set_style() -> None:
     sns.set_theme(context="paper", style="whitegrid", font_scale=1.1)
+
+
+def format_steps_axis(ax: plt.Axes) -> None:
+    """Environment-step tick labels in thousands: 20000 -> "20k"."""
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda x, _: f"{x / 1000:g}k"))
 
 
 def save_figure(fig: plt.Figure, pdf_path: Path) -> None:

@@ -8,10 +8,9 @@ import numpy as np
 import pandas as pd
 import seaborn as sns
 from matplotlib import pyplot as plt
-from matplotlib.ticker import FuncFormatter
 
 from macaw.data import load_task_buffer
-from macaw.plotting.common import save_figure, save_table, set_style
+from macaw.plotting.common import format_steps_axis, save_figure, save_table, set_style
 
 SMOOTHING_EPISODES = 5
 FAMILY_ORDER = ("cheetah-dir", "cheetah-vel", "ant-dir", "walker-params")
@@ -20,19 +19,26 @@ FAMILY_ORDER = ("cheetah-dir", "cheetah-vel", "ant-dir", "walker-params")
 def learning_curves(buffer_paths: list[Path]) -> pd.DataFrame:
     """One row per episode of every buffer: ``family, task_id, episode, env_step, return,
     smoothed_return`` (``env_step``: lifetime step at which the episode ended;
-    ``smoothed_return``: mean of the last ``SMOOTHING_EPISODES`` episodes)."""
+    ``smoothed_return``: mean of the last ``SMOOTHING_EPISODES`` episodes). Buffers with
+    per-episode success flags (ml45) add ``success`` (0/1) and ``success_rate`` (mean of the
+    last ``SMOOTHING_EPISODES`` episodes)."""
     frames = []
     for path in buffer_paths:
         b = load_task_buffer(path)
         ends = [s.stop for s in b.episode_slices()]
         returns = pd.Series(b.episode_returns.astype(np.float64))
-        frames.append(pd.DataFrame({
+        frame = pd.DataFrame({
             "family": b.family, "task_id": b.task_id, "episode": np.arange(b.n_episodes),
             "env_step": ends, "return": returns,
             "smoothed_return": returns.rolling(SMOOTHING_EPISODES, min_periods=1).mean(),
-        }))
+        })
+        if b.episode_successes is not None:
+            success = pd.Series(b.episode_successes.astype(np.float64))
+            frame["success"] = success
+            frame["success_rate"] = success.rolling(SMOOTHING_EPISODES, min_periods=1).mean()
+        frames.append(frame)
     if not frames:
-        raise ValueError("plot-fig8: no buffer files given")
+        raise ValueError("learning curves: no buffer files given")
     return pd.concat(frames, ignore_index=True)
 
 
@@ -54,7 +60,7 @@ def plot_fig8(buffer_paths: list[Path], pdf_path: Path, csv_path: Path) -> pd.Da
         sns.lineplot(data=per_task, x="step_bin", y="return", color="black", lw=1.8,
                      errorbar="se", ax=ax, label=f"mean of {d.task_id.nunique()} tasks")
         ax.set(title=family, xlabel="environment steps per task", ylabel="episode return")
-        ax.xaxis.set_major_formatter(FuncFormatter(lambda x, _: f"{x / 1000:g}k"))
+        format_steps_axis(ax)
         ax.legend(loc="lower right", fontsize=8)
     fig.suptitle("Behaviour policies (offline data): per-task learning curves", y=1.02)
     save_table(df, csv_path)
