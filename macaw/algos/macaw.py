@@ -56,6 +56,10 @@ class MACAWConfig:
     """Learn lambda in the outer loop (authors' code) or keep it fixed."""
     inner_lr: float = 1e-3
     """Initial inner learning rate of every parameter tensor (learned)."""
+    inner_value_lr: float | None = None
+    """Initial inner rate of the value tensors; None: ``inner_lr`` (Table 4, Meta-World: 1e-4)."""
+    inner_policy_lr: float | None = None
+    """Initial inner rate of the policy tensors; None: ``inner_lr`` (Table 4, Meta-World: 1e-2)."""
     lr_lr: float = 1e-3
     """Adam rate of the learned inner learning rates."""
     outer_value_lr: float = 1e-5
@@ -122,11 +126,13 @@ class MACAW(nn.Module):
         self.policy_net = policy_net(obs_dim, act_dim, cfg.width, cfg.latent, cfg.n_hidden)
         self.value = _param_dict(self.value_net.init_params(seed, dtype))
         self.policy = _param_dict(self.policy_net.init_params(seed + 1, dtype))
-        rho0 = _inverse_softplus(cfg.inner_lr)
+        value_rho0, policy_rho0 = (
+            _inverse_softplus(cfg.inner_lr if lr is None else lr)
+            for lr in (cfg.inner_value_lr, cfg.inner_policy_lr))
         self.value_rho = nn.ParameterDict(
-            {k: nn.Parameter(torch.tensor(rho0, dtype=dtype)) for k in self.value})
+            {k: nn.Parameter(torch.tensor(value_rho0, dtype=dtype)) for k in self.value})
         self.policy_rho = nn.ParameterDict(
-            {k: nn.Parameter(torch.tensor(rho0, dtype=dtype)) for k in self.policy})
+            {k: nn.Parameter(torch.tensor(policy_rho0, dtype=dtype)) for k in self.policy})
         self.adv_coef = nn.Parameter(torch.tensor(cfg.adv_coef, dtype=dtype),
                                      requires_grad=cfg.learn_adv_coef and cfg.adv_loss)
         if cfg.behaviour_cloning and cfg.adv_loss:
@@ -188,7 +194,8 @@ def _param_dict(params: Params) -> nn.ParameterDict:
 
 def _batched_grad_step(net: MetaNet, params: Params, lrs: dict[str, torch.Tensor],
                        states: list[LayerState], n_tasks: int, loss_fn,
-                       skip: frozenset[str] = frozenset()) -> list[LayerState]:
+                       skip: frozenset[str] = frozenset(), last: bool = False,
+                       ) -> list[LayerState]:
     """One inner step for all tasks: per-task gradients w.r.t. each layer's effective
     weights (one backward pass), then the closed-form update of :func:`adapt_state` for
     every layer not named in ``skip`` (layers whose adapted weights nobody reads)."""
@@ -199,7 +206,7 @@ def _batched_grad_step(net: MetaNet, params: Params, lrs: dict[str, torch.Tensor
     # allow_unused: without L_ADV the advantage head gets no gradient and stays as it is.
     grads = torch.autograd.grad(loss, flats, create_graph=True, allow_unused=True)
     return [s if g is None or spec.name in skip
-            else adapt_state(spec, params, s._replace(flat=f), lrs, g)
+            else adapt_state(spec, params, s._replace(flat=f), lrs, g, last)
             for spec, s, f, g in zip(net.layers, states, flats, grads)]
 
 
@@ -213,10 +220,10 @@ def adapt(model: MACAW, obs: torch.Tensor, actions: torch.Tensor, returns: torch
         v_weights, advantages, weights_awr = [], None, torch.ones_like(returns)
     else:
         v_states = [initial_state(s, v_params) for s in model.value_net.layers]
-        for _ in range(n_steps):
+        for step in range(n_steps):
             v_states = _batched_grad_step(
                 model.value_net, v_params, model.inner_lrs("value"), v_states, n_tasks,
-                lambda w: value_loss(value_forward(w, obs), returns))
+                lambda w: value_loss(value_forward(w, obs), returns), last=step == n_steps - 1)
         v_weights = [state_weights(s, st) for s, st in zip(model.value_net.layers, v_states)]
         with torch.no_grad():      # AWR weights and L_ADV targets are constants
             advantages = returns - value_forward(v_weights, obs)
@@ -234,7 +241,8 @@ def adapt(model: MACAW, obs: torch.Tensor, actions: torch.Tensor, returns: torch
         # After the last step only the trunk and mean are read (outer loss, rollouts).
         skip = ADVANTAGE_HEAD if step == n_steps - 1 else frozenset()
         p_states = _batched_grad_step(model.policy_net, p_params, model.inner_lrs("policy"),
-                                      p_states, n_tasks, policy_inner_loss, skip)
+                                      p_states, n_tasks, policy_inner_loss, skip,
+                                      last=step == n_steps - 1)
     p_weights = [state_weights(s, st) for s, st in zip(model.policy_net.layers, p_states)]
     return v_weights, p_weights
 

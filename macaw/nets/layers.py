@@ -210,7 +210,8 @@ def state_weights(spec: LayerSpec, state: LayerState) -> tuple[torch.Tensor, tor
 
 
 def adapt_state(spec: LayerSpec, params: Params, state: LayerState,
-                lrs: dict[str, torch.Tensor], grad_flat: torch.Tensor) -> LayerState:
+                lrs: dict[str, torch.Tensor], grad_flat: torch.Tensor,
+                last: bool = False) -> LayerState:
     """One inner SGD step ``p' = p - lr_p * dL/dp`` on the layer's own parameters, given
     ``G = dL/d[W; b]`` per task (``grad_flat``, shape ``(T, P)``).
 
@@ -223,6 +224,7 @@ def adapt_state(spec: LayerSpec, params: Params, state: LayerState,
 
     which needs only matrix-vector products with ``A`` (with the rank-1 terms of earlier
     steps for ``A``); the adapted ``A'`` (``P x latent`` per task) is never built. Exact.
+    With ``last`` (no inner step follows) only the effective weights are kept.
     """
     if not spec.is_wt:
         w_name, b_name = spec.param_names()
@@ -247,7 +249,12 @@ def adapt_state(spec: LayerSpec, params: Params, state: LayerState,
 
     z = state.z
     u = a_t_transpose_times(grad_flat)
-    coef = lr_a * (z * z).sum(-1) - lr_a * lr_z * (u * z).sum(-1) + lr_c
-    flat = state.flat - lr_z * a_t_times(u) - coef.unsqueeze(-1) * grad_flat
+    # coef = a_A |z|^2 - a_A a_z z.u + a_c, as one (T, 1) column
+    coef = torch.addcmul(lr_c + lr_a * z.square().sum(-1, keepdim=True), u @ z.unsqueeze(-1),
+                         lr_a * lr_z, value=-1) if z.dim() == 1 else \
+        (lr_a * (z * z).sum(-1) - lr_a * lr_z * (u * z).sum(-1) + lr_c).unsqueeze(-1)
+    flat = torch.addcmul(state.flat - lr_z * a_t_times(u), coef, grad_flat, value=-1)
+    if last:
+        return LayerState(flat)
     return LayerState(flat, z - lr_z * u, (*state.history, (grad_flat, z.expand_as(u))),
                       state.factors)

@@ -14,7 +14,7 @@ rule fewshot:
     wildcard_constraints:
         variant="|".join(FEWSHOT_LABELS),
         seed=r"\d+",
-    threads: config["threads"]
+    threads: job_threads
     resources:
         runtime=lambda w: 10 if config["scale"] == "smoke" else 6 * 60,
         mem_mb=4000,
