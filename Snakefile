@@ -29,5 +29,8 @@ rule all:
         "results/table1.csv",
         "results/table1.md",
         all_split_files(),
-        # Fig. 9 (ML45 behaviour policies) only when the config builds the ml45 family.
-        ["results/fig9.pdf", "results/fig9.csv"] if "ml45" in config["families"] else [],
+        # Fig. 9 (ML45 behaviour policies) and Fig. 7 (ML45 meta-test success) only when the
+        # config builds the ml45 family.
+        expand("results/{figure}.{ext}", figure=["fig9", "fig7"], ext=["pdf", "csv"])
+        if "ml45" in config["families"]
+        else [],

@@ -74,7 +74,7 @@ def cmd_plot_curves(args: argparse.Namespace) -> None:
     from macaw.plotting.curves import RunCurve, plot_curves
 
     runs = [RunCurve(panel, label, int(seed), Path(path)) for panel, label, seed, path in args.run]
-    plot_curves(runs, args.pdf, args.csv, title=args.title)
+    plot_curves(runs, args.pdf, args.csv, title=args.title, metric=args.metric)
 
 
 def cmd_plot_sparsity(args: argparse.Namespace) -> None:
@@ -212,10 +212,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--csv", type=Path, required=True)
     p.set_defaults(func=cmd_plot_fig9)
 
-    p = sub.add_parser("plot-curves", help="meta-test learning curves of runs (Fig. 4, 5)")
+    p = sub.add_parser("plot-curves", help="meta-test learning curves of runs (Fig. 3, 4, 5, 7)")
     p.add_argument("--run", nargs=4, action="append", required=True,
                    metavar=("PANEL", "LABEL", "SEED", "EVAL_CSV"), help="one run (repeat)")
     p.add_argument("--title", required=True)
+    p.add_argument("--metric", choices=("return", "success"), default="return",
+                   help="eval.csv column averaged over test tasks (success: ML45, Fig. 7)")
     p.add_argument("--pdf", type=Path, required=True)
     p.add_argument("--csv", type=Path, required=True)
     p.set_defaults(func=cmd_plot_curves)

@@ -4,37 +4,56 @@ For every test task: ``eval_batch`` transitions drawn uniformly from the task's 
 the run's adaptation-quality window), the method's adaptation (MACAW: ``inner_steps`` value
 steps then ``inner_steps`` policy steps with the learned inner rates; PEARL: the posterior
 over the latent; MT+FT: fine-tuning), then one deterministic episode (the policy's mean
-action) in the task's environment. All test tasks adapt together in one call.
+action) in the task's environment. All test tasks adapt together in one call. For families
+with a success flag (Meta-World ML45, Fig. 7) an episode succeeds if ``info["success"]`` is
+true at any step of it (Meta-World's convention; the episode does not stop there).
 """
 
 from __future__ import annotations
 
-from typing import Callable
+from typing import Callable, NamedTuple
 
 import numpy as np
 import torch
 
 from macaw.data import Batch, TaskData, stack_batches, uniform_indices
-from macaw.envs import make_task_env
+from macaw.envs import get_family, make_task_env
 
 Policy = Callable[[torch.Tensor], torch.Tensor]
 """A deterministic policy: observation ``(obs_dim,)`` to action ``(act_dim,)``."""
 
 
-def rollout_return(family: str, task_id: int, policy: Policy, seed: int,
-                   device: torch.device | str = "cpu") -> float:
-    """Undiscounted return of one episode of the deterministic ``policy``."""
+class Episode(NamedTuple):
+    """Outcome of one evaluation episode."""
+
+    episode_return: float
+    """Undiscounted return."""
+    success: bool | None
+    """``info["success"]`` at any step; None for families without a success flag."""
+
+
+def rollout_episode(family: str, task_id: int, policy: Policy, seed: int,
+                    device: torch.device | str = "cpu") -> Episode:
+    """Return (and success, where the family has a flag) of one episode of the deterministic
+    ``policy``."""
     env = make_task_env(family, task_id)
     obs, _ = env.reset(seed=seed)
-    total, done = 0.0, False
+    total, done, succeeded = 0.0, False, False
     while not done:
         with torch.no_grad():
             action = policy(torch.as_tensor(obs, dtype=torch.float32, device=device))
-        obs, reward, terminated, truncated, _ = env.step(action.cpu().numpy())
+        obs, reward, terminated, truncated, info = env.step(action.cpu().numpy())
         total += float(reward)
+        succeeded = succeeded or bool(info.get("success", False))
         done = terminated or truncated
     env.close()
-    return total
+    return Episode(total, succeeded if get_family(family).success_flag else None)
+
+
+def rollout_return(family: str, task_id: int, policy: Policy, seed: int,
+                   device: torch.device | str = "cpu") -> float:
+    """Undiscounted return of one episode of the deterministic ``policy``."""
+    return rollout_episode(family, task_id, policy, seed, device).episode_return
 
 
 def adaptation_batch(tasks: list[TaskData], batch_size: int, rng: np.random.Generator) -> Batch:
@@ -44,11 +63,11 @@ def adaptation_batch(tasks: list[TaskData], batch_size: int, rng: np.random.Gene
                           for t in tasks])
 
 
-def evaluate_tasks(learner, tasks: list[TaskData], cfg, seed: int) -> list[float]:
-    """Meta-test return of each task (Algorithm 2 for any method of
+def evaluate_tasks(learner, tasks: list[TaskData], cfg, seed: int) -> list[Episode]:
+    """Meta-test episode of each task (Algorithm 2 for any method of
     :data:`macaw.meta_train.METHODS`): adapt on its offline batch, then one rollout."""
     rng = np.random.default_rng(seed)
     policies = learner.adapt_policies(adaptation_batch(tasks, cfg.eval_batch, rng))
-    return [rollout_return(task.buffer.family, task.task_id, policy,
-                           seed=int(rng.integers(2**31)), device=task.obs.device)
+    return [rollout_episode(task.buffer.family, task.task_id, policy,
+                            seed=int(rng.integers(2**31)), device=task.obs.device)
             for task, policy in zip(tasks, policies)]

@@ -3,7 +3,8 @@
 A run lives in ``results/runs/{family}/{split}/{method}/seed{seed}/``: ``config.yaml`` (the
 resolved config), ``checkpoint.pt`` (latest good state) and ``eval.csv`` (``step, task_id,
 return``: meta-test returns of every test task, every ``eval_every`` meta-steps, starting at
-step 0, i.e. before meta-training).
+step 0, i.e. before meta-training; families with a success flag, ML45, add ``success``, 1.0 if
+the episode succeeded at any step, else 0.0, for Fig. 7).
 
 Data (paper Appendix D/E): for each of ``tasks_per_batch`` training tasks per step, the inner
 batch is a contiguous run of ``inner_batch`` transitions from the task's ``inner_quality``
@@ -29,6 +30,7 @@ from tqdm.auto import tqdm
 
 from macaw.algos.macaw import MACAW, MACAWConfig
 from macaw.data import QUALITY_WINDOWS, Batch, TaskData
+from macaw.envs import get_family
 from macaw.evaluate import evaluate_tasks
 from macaw.fields import check_known_fields
 from macaw.io import atomic_path
@@ -175,6 +177,23 @@ def _rng_state(rng: np.random.Generator) -> dict:
     return {"numpy": rng.bit_generator.state, "torch": torch.get_rng_state()}
 
 
+def _same_config(saved: dict, current: dict) -> bool:
+    """Equal configs, where a field added since the checkpoint was written (e.g.
+    ``MACAWConfig.inner_value_lr``) matches while it holds None, its "not set" default."""
+    if saved.keys() - current.keys():
+        return False
+    for key, value in current.items():
+        if key not in saved:
+            if value is not None:
+                return False
+        elif isinstance(value, dict) and isinstance(saved[key], dict):
+            if not _same_config(saved[key], value):
+                return False
+        elif saved[key] != value:
+            return False
+    return True
+
+
 def run_meta_training(cfg: MetaTrainConfig, train_buffers: list[Path],
                       test_buffers: list[Path], run_dir: Path, progress: bool = True) -> Path:
     """Meta-train ``cfg.method`` on the training tasks, meta-testing on the test tasks every
@@ -200,7 +219,7 @@ def run_meta_training(cfg: MetaTrainConfig, train_buffers: list[Path],
     last_saved = {"step": None}
     if ckpt_path.exists():
         ckpt = torch.load(ckpt_path, map_location=device, weights_only=False)
-        if ckpt["config"] != dataclasses.asdict(cfg):
+        if not _same_config(ckpt["config"], dataclasses.asdict(cfg)):
             raise ValueError(f"{ckpt_path}: checkpoint was written with another config; "
                              "delete it (or the run directory) to start afresh")
         model.load_state_dict(ckpt["model"])
@@ -212,6 +231,10 @@ def run_meta_training(cfg: MetaTrainConfig, train_buffers: list[Path],
         last_saved["step"] = start
         log.info("resumed %s from step %d", run_dir, start)
 
+    # Rows are (step, task_id, return[, success]); checkpointed, so a resume rewrites them all.
+    with_success = get_family(test[0].buffer.family).success_flag
+    header = "step,task_id,return" + (",success" if with_success else "")
+
     def save(step: int) -> None:
         last_saved["step"] = step
         with atomic_path(ckpt_path) as tmp:
@@ -220,13 +243,16 @@ def run_meta_training(cfg: MetaTrainConfig, train_buffers: list[Path],
                         "optimizers": {k: o.state_dict() for k, o in optimizers.items()},
                         "rng": _rng_state(rng), "eval_rows": rows}, tmp)
         with atomic_path(eval_path) as tmp:
-            tmp.write_text("step,task_id,return\n" + "".join(
-                f"{s},{t},{r:.6f}\n" for s, t, r in rows))
+            tmp.write_text(header + "\n" + "".join(
+                f"{s},{t},{r:.6f}" + "".join(f",{x:.1f}" for x in rest) + "\n"
+                for s, t, r, *rest in rows))
 
     def evaluate(step: int) -> float:
-        returns = evaluate_tasks(model, test, cfg, seed=cfg.seed * 1_000_003 + step)
-        rows.extend((step, t.task_id, r) for t, r in zip(test, returns))
-        return float(np.mean(returns))
+        episodes = evaluate_tasks(model, test, cfg, seed=cfg.seed * 1_000_003 + step)
+        rows.extend((step, t.task_id, e.episode_return)
+                    + ((float(e.success),) if with_success else ())
+                    for t, e in zip(test, episodes))
+        return float(np.mean([e.episode_return for e in episodes]))
 
     bar = tqdm(total=cfg.steps, initial=start, disable=not progress, dynamic_ncols=True,
                desc=f"{cfg.method} {cfg.family} seed{cfg.seed}", unit="step")

@@ -55,14 +55,16 @@ def test_dvc_repro_and_remote_round_trip(tmp_path):
     run(work, "dvc", "repro")
 
     outs = tracked_outputs(work)
-    figures = {f"{name}.{ext}" for name in ("fig8", "fig4_left", "fig4_center", "fig5", "fig9")
-               for ext in ("pdf", "csv")}
-    assert {o.name for o in outs} == {"behaviour", "buffers", "splits", "runs"} | figures
+    figures = {f"{name}.{ext}" for name in ("fig3", "fig4_left", "fig4_center", "fig4_right",
+                                            "fig5", "fig6", "fig7", "fig8", "fig9")
+               for ext in ("pdf", "csv")} | {"table1.csv", "table1.md"}
+    assert {o.name for o in outs} == {"behaviour", "buffers", "splits", "runs", "online",
+                                      "fewshot"} | figures
     assert len(list((work / "results" / "buffers").glob("*/task*.h5"))) == 15  # ml45: 4
     before = {o.name: tree_hashes(o) if o.is_dir() else hashlib.md5(o.read_bytes()).hexdigest()
               for o in outs}
     lock = yaml.safe_load((work / "dvc.lock").read_text())
-    assert set(lock["stages"]) == {"buffers", "splits", "meta_train", "figures"}
+    assert set(lock["stages"]) == {"buffers", "splits", "meta_train", "fewshot", "figures"}
     assert lock["stages"]["buffers"]["params"]["config/config.yaml"]["seed"] == 0
 
     # Nothing changed since repro: every stage is up to date.

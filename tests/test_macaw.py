@@ -212,3 +212,20 @@ def test_equal_params_width_matches_parameter_counts():
     assert LayerSpec("l", 100, 100, 100).n_params() == 1_020_200
     for net in (policy_net(17, 6), value_net(17), policy_net(17, 6, width, 0)):
         assert net.n_params() == sum(v.numel() for v in net.init_params(0).values())
+
+
+@pytest.mark.parametrize("value_lr,policy_lr", [(1e-4, 1e-2), (None, 1e-2), (None, None)])
+def test_separate_inner_rates_initialise_rho_to_inverse_softplus(value_lr, policy_lr):
+    """Table 4, Meta-World: inner value rate 1e-4, inner policy rate 1e-2; unset -> inner_lr."""
+    cfg = MACAWConfig(width=8, latent=4, inner_lr=3e-3, inner_value_lr=value_lr,
+                      inner_policy_lr=policy_lr)
+    model = MACAW(5, 2, cfg, dtype=F64)
+    for which, lr in (("value", value_lr), ("policy", policy_lr)):
+        expected = 3e-3 if lr is None else lr
+        rho = getattr(model, f"{which}_rho")
+        assert len(rho) == len(getattr(model, which)) > 0
+        for value in rho.values():
+            # softplus^-1(y) = log(e^y - 1), by hand
+            assert value.item() == pytest.approx(math.log(math.exp(expected) - 1), rel=1e-12)
+        for lr_tensor in model.inner_lrs(which).values():
+            assert lr_tensor.item() == pytest.approx(expected, rel=1e-9)

@@ -110,3 +110,55 @@ def test_non_finite_loss_stops_and_keeps_last_good_checkpoint(tiny_buffers, tmp_
 def test_config_errors_name_the_field(bad, match):
     with pytest.raises(ValueError, match=match):
         MetaTrainConfig.from_dict({"family": "cheetah-vel", **bad})
+
+
+class _ScriptedEnv:
+    """Five steps of reward 1.5; ``info["success"]`` true at step ``success_at`` only."""
+
+    def __init__(self, success_at):
+        self.success_at, self.t = success_at, 0
+
+    def reset(self, seed=None):
+        self.t = 0
+        return np.zeros(3, np.float32), {}
+
+    def step(self, action):
+        self.t += 1
+        return (np.zeros(3, np.float32), 1.5, False, self.t == 5,
+                {"success": self.t == self.success_at})
+
+    def close(self):
+        pass
+
+
+@pytest.mark.parametrize("family,success_at,expected", [("ml45", 2, True), ("ml45", None, False),
+                                                         ("cheetah-vel", 2, None)])
+def test_episode_succeeds_if_any_step_succeeds_only_for_flagged_families(
+        monkeypatch, family, success_at, expected):
+    import macaw.evaluate as evaluate
+
+    monkeypatch.setattr(evaluate, "make_task_env", lambda fam, task: _ScriptedEnv(success_at))
+    episode = evaluate.rollout_episode(family, 0, lambda obs: torch.zeros(2), seed=0)
+    # success at step 2 of 5 counts although the last step does not succeed
+    assert episode == (7.5, expected)
+    assert evaluate.rollout_return(family, 0, lambda obs: torch.zeros(2), seed=0) == 7.5
+
+
+def test_checkpoint_from_before_a_new_optional_field_still_resumes(tiny_buffers, tmp_path):
+    """A field added later (inner_value_lr / inner_policy_lr) matches an older checkpoint
+    while it is None; set to anything else, the config differs."""
+    cfg = tiny_config(steps=2, eval_every=2)
+    run_meta_training(cfg, [tiny_buffers[3]], [tiny_buffers[11]], tmp_path, progress=False)
+    ckpt = torch.load(tmp_path / "checkpoint.pt", weights_only=False)
+    for key in ("inner_value_lr", "inner_policy_lr"):
+        del ckpt["config"]["macaw"][key]
+    torch.save(ckpt, tmp_path / "checkpoint.pt")
+    before = (tmp_path / "eval.csv").read_text()
+    run_meta_training(cfg, [tiny_buffers[3]], [tiny_buffers[11]], tmp_path, progress=False)
+    assert (tmp_path / "eval.csv").read_text() == before
+    changed = tiny_config(steps=2, eval_every=2,
+                          macaw={"width": 16, "latent": 4, "inner_lr": 0.01,
+                                 "inner_value_lr": 1e-4})
+    with pytest.raises(ValueError, match="another config"):
+        run_meta_training(changed, [tiny_buffers[3]], [tiny_buffers[11]], tmp_path,
+                          progress=False)

@@ -248,3 +248,43 @@ def test_killed_ml45_run_resumes_to_the_same_lifetime(tmp_path, monkeypatch):
             for key in a[task]:
                 np.testing.assert_array_equal(a[task][key][()], b[task][key][()],
                                               err_msg=f"{task}/{key}")
+
+
+def _meta_cfg():
+    from macaw.meta_train import MetaTrainConfig
+
+    return MetaTrainConfig.from_dict(dict(
+        family="ml45", steps=2, eval_every=2, checkpoint_every=1, inner_batch=32,
+        outer_batch=32, eval_batch=32, window_trajectories=100, device="cpu",
+        macaw=dict(width=8, latent=2, inner_policy_lr=1e-2, inner_value_lr=1e-4)))
+
+
+def test_ml45_meta_training_logs_success_and_resumes_to_the_same_rows(ml45_buffers, tmp_path,
+                                                                      monkeypatch):
+    """Fig. 7's eval.csv: one 0/1 success per test task and evaluation, kept across a resume."""
+    import macaw.algos.macaw as macaw_algo
+    from macaw.meta_train import run_meta_training
+
+    train, test = [ml45_buffers[0]], [ml45_buffers[1]]
+    full = pd.read_csv(run_meta_training(_meta_cfg(), train, test, tmp_path / "a",
+                                         progress=False))
+    assert list(full.columns) == ["step", "task_id", "return", "success"]
+    assert full.step.tolist() == [0, 2] and set(full.task_id) == {45}
+    assert set(full.success) <= {0.0, 1.0}
+    assert ((full["return"] >= 0) & (full["return"] <= 10 * 500)).all()   # v3: [0, 10] a step
+
+    original, calls = macaw_algo.meta_step, {"n": 0}
+
+    def killed_at_2(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise KeyboardInterrupt("simulated kill")
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(macaw_algo, "meta_step", killed_at_2)
+    with pytest.raises(KeyboardInterrupt):
+        run_meta_training(_meta_cfg(), train, test, tmp_path / "b", progress=False)
+    assert torch.load(tmp_path / "b" / "checkpoint.pt", weights_only=False)["step"] == 1
+    monkeypatch.setattr(macaw_algo, "meta_step", original)
+    resumed = run_meta_training(_meta_cfg(), train, test, tmp_path / "b", progress=False)
+    pd.testing.assert_frame_equal(full, pd.read_csv(resumed))

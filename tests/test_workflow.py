@@ -142,6 +142,28 @@ def test_smoke_dag_builds_the_comparison_figures_and_table1(smoke_run):
         assert (results / f"{name}.pdf").read_bytes()[:5] == b"%PDF-"
 
 
+def test_smoke_dag_builds_fig7_success_rates_on_ml45(smoke_run):
+    results = smoke_run / "results"
+    assert (results / "fig7.pdf").read_bytes()[:5] == b"%PDF-"
+    fig7 = pd.read_csv(results / "fig7.csv")
+    assert sorted(fig7.label.unique()) == ["MACAW", "Offline MT+FT", "Offline PEARL"]
+    assert fig7.panel.unique().tolist() == ["ML45 test tasks"]
+    assert (fig7.groupby("label").seed.nunique() == 2).all()
+    # smoke.yaml's ml45 family_params: 4 steps evaluated every 4 -> steps 0 and 4.
+    assert sorted(fig7.step.unique()) == [0, 4]
+    assert fig7.mean_success.between(0, 1).all()
+    raw = pd.read_csv(results / "runs/ml45/standard/mt_ft/seed1/eval.csv")
+    assert list(raw.columns) == ["step", "task_id", "return", "success"]
+    assert set(raw.task_id) == {45, 46} and set(raw.success) <= {0.0, 1.0}
+    plotted = fig7[(fig7.label == "Offline MT+FT") & (fig7.seed == 1)].set_index("step")
+    np.testing.assert_allclose(plotted.mean_success.sort_index(),
+                               raw.groupby("step").success.mean().sort_index())
+    # The ML45 runs stay out of the MuJoCo figures.
+    for name in ("fig3", "fig5"):
+        assert "ML45 test tasks" not in set(pd.read_csv(results / f"{name}.csv").panel)
+        assert "ml45" not in set(pd.read_csv(results / f"{name}.csv").panel)
+
+
 def test_rerun_has_nothing_to_do(smoke_run):
     proc = snakemake(smoke_run, "--cores", "2", "--configfile", "config/smoke.yaml", "-n")
     assert "Nothing to be done" in proc.stdout + proc.stderr

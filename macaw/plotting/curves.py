@@ -1,5 +1,6 @@
-"""Meta-test learning curves (paper Fig. 4 left / center, Fig. 5): mean test return against
-meta-training steps, mean ± standard error over seeds, log-x."""
+"""Meta-test learning curves (paper Fig. 3, Fig. 4 left / center, Fig. 5, Fig. 7): mean test
+return (Fig. 7: success rate) against meta-training steps, mean ± standard error over seeds,
+log-x."""
 
 from __future__ import annotations
 
@@ -23,37 +24,45 @@ class RunCurve:
     path: Path
 
 
-def curves_table(runs: list[RunCurve]) -> pd.DataFrame:
-    """``panel, label, seed, step, mean_return`` — the mean over a run's test tasks."""
+METRIC_LABELS = {"return": "meta-test return", "success": "meta-test success rate"}
+"""eval.csv columns a curve can show (``success``: ML45 runs only), with their axis labels."""
+
+
+def curves_table(runs: list[RunCurve], metric: str = "return") -> pd.DataFrame:
+    """``panel, label, seed, step, mean_{metric}`` — the mean of eval.csv's ``metric`` column
+    over a run's test tasks (of ``success``: the success rate)."""
     frames = []
     for run in runs:
         df = pd.read_csv(run.path)
-        missing = {"step", "task_id", "return"} - set(df.columns)
+        missing = {"step", "task_id", metric} - set(df.columns)
         if missing:
             raise ValueError(f"{run.path}: missing column(s) {sorted(missing)}; "
-                             "expected step, task_id, return")
-        mean = df.groupby("step", as_index=False)["return"].mean()
-        frames.append(mean.rename(columns={"return": "mean_return"}).assign(
+                             f"expected step, task_id, {metric}")
+        mean = df.groupby("step", as_index=False)[metric].mean()
+        frames.append(mean.rename(columns={metric: f"mean_{metric}"}).assign(
             panel=run.panel, label=run.label, seed=run.seed))
     if not frames:
         raise ValueError("no runs to plot")
-    return pd.concat(frames, ignore_index=True)[["panel", "label", "seed", "step", "mean_return"]]
+    return pd.concat(frames, ignore_index=True)[
+        ["panel", "label", "seed", "step", f"mean_{metric}"]]
 
 
 def plot_curves(runs: list[RunCurve], pdf_path: Path, csv_path: Path, title: str,
-                ylabel: str = "meta-test return") -> pd.DataFrame:
-    df = curves_table(runs)
+                metric: str = "return") -> pd.DataFrame:
+    df = curves_table(runs, metric)
     panels = list(dict.fromkeys(r.panel for r in runs))
     set_style()
     fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.4), squeeze=False)
     positive = df.step[df.step > 0]
     for ax, panel in zip(axes[0], panels):
-        sns.lineplot(data=df[df.panel == panel], x="step", y="mean_return", hue="label",
+        sns.lineplot(data=df[df.panel == panel], x="step", y=f"mean_{metric}", hue="label",
                      errorbar="se", ax=ax, marker="o", markersize=3)
         # Log-x as in the paper; symlog keeps the step-0 (pre-meta-training) point.
         if len(positive):
             ax.set_xscale("symlog", linthresh=float(positive.min()))
-        ax.set(title=panel, xlabel="meta-training steps", ylabel=ylabel)
+        ax.set(title=panel, xlabel="meta-training steps", ylabel=METRIC_LABELS.get(metric, metric))
+        if metric == "success":
+            ax.set_ylim(-0.05, 1.05)
         ax.legend(fontsize=8)
     n_seeds = df.groupby(["panel", "label"]).seed.nunique().min()
     fig.suptitle(f"{title} (mean ± s.e. over {n_seeds} seed{'s' if n_seeds > 1 else ''})",

@@ -79,6 +79,7 @@ COMPARISON = ("macaw", "pearl", "mt_ft", "meta_bc")    # Fig. 3
 SPARSITY_METHODS = ("macaw", "pearl", "mt_ft")          # Fig. 4 right
 SPARSITY_SPLITS = ("standard", "sparse20", "sparse10", "sparse5", "sparse3")
 ONLINE_METHODS = ("macaw", "pearl")                     # Table 1
+ML45_METHODS = ("macaw", "pearl", "mt_ft")              # Fig. 7
 MUJOCO_FAMILIES = ("cheetah-dir", "cheetah-vel", "ant-dir", "walker-params")
 
 
@@ -146,6 +147,10 @@ def figure_runs(figure):
             for family in mujoco_families()
             for m in COMPARISON
         ]
+    if figure == "fig7":
+        if "ml45" not in config["families"]:
+            return []
+        return [("ML45 test tasks", METHOD_LABELS[m], "ml45", "standard", m) for m in ML45_METHODS]
     if figure == "fig4_right":
         # The panel is the number of training tasks of the split.
         return [
@@ -164,8 +169,10 @@ FIGURE_TITLES = {
     "fig5": "Weight-transform ablation on the MuJoCo families",
     "fig3": "Offline meta-RL on the MuJoCo families",
     "fig4_right": "cheetah-vel: fewer meta-training tasks",
+    "fig7": "Meta-World ML45: success on the test tasks",
 }
-CURVE_FIGURES = ("fig4_left", "fig4_center", "fig5", "fig3")
+CURVE_FIGURES = ("fig4_left", "fig4_center", "fig5", "fig3", "fig7")
+CURVE_METRICS = {"fig7": "success"}     # eval.csv column a curve figure plots; else "return"
 
 
 def online_files():

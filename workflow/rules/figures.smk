@@ -38,6 +38,7 @@ rule curves_figure:
     params:
         runs=lambda w: figure_run_args(w.figure),
         title=lambda w: FIGURE_TITLES[w.figure],
+        metric=lambda w: CURVE_METRICS.get(w.figure, "return"),
     wildcard_constraints:
         figure="|".join(CURVE_FIGURES),
     conda:
@@ -45,7 +46,7 @@ rule curves_figure:
     log:
         "results/logs/figures/{figure}.log",
     shell:
-        "macaw plot-curves {params.runs} --title {params.title:q}"
+        "macaw plot-curves {params.runs} --title {params.title:q} --metric {params.metric}"
         " --pdf {output.pdf} --csv {output.csv} > {log} 2>&1"
 
 

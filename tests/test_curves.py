@@ -1,0 +1,54 @@
+"""Learning-curve tables (Fig. 3, 4, 5, 7): the plotted value is the mean of an eval.csv column
+over the run's test tasks."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from macaw.cli import main
+from macaw.plotting.curves import RunCurve, curves_table
+
+EVAL_CSV = """step,task_id,return,success
+0,45,100.0,0.0
+0,46,300.0,1.0
+0,47,20.0,0.0
+0,48,7.0,0.0
+10,45,900.0,1.0
+10,46,50.0,1.0
+10,47,40.0,0.0
+10,48,4000.0,1.0
+"""
+
+
+@pytest.fixture
+def ml45_eval(tmp_path):
+    path = tmp_path / "eval.csv"
+    path.write_text(EVAL_CSV)
+    return path
+
+
+def test_success_curve_is_the_success_rate_over_test_tasks(ml45_eval):
+    df = curves_table([RunCurve("ML45", "MACAW", 0, ml45_eval)], metric="success")
+    assert list(df.columns) == ["panel", "label", "seed", "step", "mean_success"]
+    # by hand: step 0 -> 1 of 4 tasks succeeded, step 10 -> 3 of 4
+    assert df.set_index("step").mean_success.to_dict() == {0: 0.25, 10: 0.75}
+    returns = curves_table([RunCurve("ML45", "MACAW", 0, ml45_eval)])
+    assert returns.set_index("step").mean_return.to_dict() == {0: 106.75, 10: 1247.5}
+
+
+def test_success_metric_needs_the_success_column(tmp_path):
+    path = tmp_path / "eval.csv"
+    path.write_text("step,task_id,return\n0,2,-50.0\n")
+    with pytest.raises(ValueError, match=r"missing column\(s\) \['success'\]"):
+        curves_table([RunCurve("cheetah-vel", "MACAW", 0, path)], metric="success")
+
+
+def test_plot_curves_cli_writes_the_success_table(ml45_eval, tmp_path):
+    pdf, csv = tmp_path / "fig7.pdf", tmp_path / "fig7.csv"
+    assert main(["plot-curves", "--run", "ML45", "MACAW", "0", str(ml45_eval),
+                 "--run", "ML45", "MACAW", "1", str(ml45_eval), "--title", "t",
+                 "--metric", "success", "--pdf", str(pdf), "--csv", str(csv)]) == 0
+    assert pdf.read_bytes()[:5] == b"%PDF-"
+    table = pd.read_csv(csv)
+    assert table.groupby("step").mean_success.mean().to_dict() == {0: 0.25, 10: 0.75}
