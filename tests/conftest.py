@@ -30,6 +30,28 @@ def tiny_lifetime(tmp_path_factory) -> Path:
     return train_behaviour(cfg, out / "lifetime.h5", out / "policy.pt", progress=False)
 
 
+def run_killed_then_resumed(run, run_dir: Path, monkeypatch, owner, name: str, kill_at: int,
+                            expect_step: int):
+    """``run(run_dir)`` with ``owner.name`` raising KeyboardInterrupt on its ``kill_at``-th
+    call (a simulated kill), a check that the last checkpoint is at ``expect_step``, then
+    ``run(run_dir)`` again unpatched; returns what the resumed run returns."""
+    original, calls = getattr(owner, name), {"n": 0}
+
+    def killed(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == kill_at:
+            raise KeyboardInterrupt("simulated kill")
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(owner, name, killed)
+    with pytest.raises(KeyboardInterrupt):
+        run(run_dir)
+    assert torch.load(run_dir / "checkpoint.pt", weights_only=False)["step"] == expect_step
+    monkeypatch.setattr(owner, name, original)
+    torch.rand(100)        # move the global RNG: the resumed run must restore it itself
+    return run(run_dir)
+
+
 def repo_env() -> dict:
     """Environment for subprocesses: the venv's scripts first on PATH."""
     env = dict(os.environ)

@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from conftest import run_killed_then_resumed
 import yaml
 
 import macaw.algos.macaw as macaw_algo
@@ -65,22 +66,10 @@ def test_killed_run_resumes_to_the_same_result(tiny_buffers, tmp_path, monkeypat
     full = run_meta_training(cfg, [tiny_buffers[3]], [tiny_buffers[11]], tmp_path / "a",
                              progress=False)
 
-    original, calls = macaw_algo.meta_step, {"n": 0}
-
-    def killed_at_5(*args, **kwargs):
-        calls["n"] += 1
-        if calls["n"] == 5:
-            raise KeyboardInterrupt("simulated kill")
-        return original(*args, **kwargs)
-
-    monkeypatch.setattr(macaw_algo, "meta_step", killed_at_5)
-    with pytest.raises(KeyboardInterrupt):
-        run_meta_training(cfg, [tiny_buffers[3]], [tiny_buffers[11]], tmp_path / "b",
-                          progress=False)
-    assert torch.load(tmp_path / "b" / "checkpoint.pt", weights_only=False)["step"] == 4
-    monkeypatch.setattr(macaw_algo, "meta_step", original)
-    resumed = run_meta_training(cfg, [tiny_buffers[3]], [tiny_buffers[11]], tmp_path / "b",
-                                progress=False)
+    resumed = run_killed_then_resumed(
+        lambda d: run_meta_training(cfg, [tiny_buffers[3]], [tiny_buffers[11]], d,
+                                    progress=False),
+        tmp_path / "b", monkeypatch, macaw_algo, "meta_step", kill_at=5, expect_step=4)
     pd.testing.assert_frame_equal(pd.read_csv(full), pd.read_csv(resumed))
     a = torch.load(tmp_path / "a" / "checkpoint.pt", weights_only=False)["model"]
     b = torch.load(tmp_path / "b" / "checkpoint.pt", weights_only=False)["model"]

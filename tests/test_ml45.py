@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from conftest import run_killed_then_resumed
 from gymnasium.error import ResetNeeded
 
 from macaw.behaviour import BehaviourConfig, train_behaviour
@@ -273,18 +274,7 @@ def test_ml45_meta_training_logs_success_and_resumes_to_the_same_rows(ml45_buffe
     assert set(full.success) <= {0.0, 1.0}
     assert ((full["return"] >= 0) & (full["return"] <= 10 * 500)).all()   # v3: [0, 10] a step
 
-    original, calls = macaw_algo.meta_step, {"n": 0}
-
-    def killed_at_2(*args, **kwargs):
-        calls["n"] += 1
-        if calls["n"] == 2:
-            raise KeyboardInterrupt("simulated kill")
-        return original(*args, **kwargs)
-
-    monkeypatch.setattr(macaw_algo, "meta_step", killed_at_2)
-    with pytest.raises(KeyboardInterrupt):
-        run_meta_training(_meta_cfg(), train, test, tmp_path / "b", progress=False)
-    assert torch.load(tmp_path / "b" / "checkpoint.pt", weights_only=False)["step"] == 1
-    monkeypatch.setattr(macaw_algo, "meta_step", original)
-    resumed = run_meta_training(_meta_cfg(), train, test, tmp_path / "b", progress=False)
+    resumed = run_killed_then_resumed(
+        lambda d: run_meta_training(_meta_cfg(), train, test, d, progress=False),
+        tmp_path / "b", monkeypatch, macaw_algo, "meta_step", kill_at=2, expect_step=1)
     pd.testing.assert_frame_equal(full, pd.read_csv(resumed))

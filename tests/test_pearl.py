@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from conftest import run_killed_then_resumed
 
 from macaw.algos.pearl import (PEARL, PEARLConfig, critic_loss, kl_to_standard_normal,
                                pearl_step, policy_loss, product_of_gaussians, q_target,
@@ -236,24 +237,10 @@ def test_killed_pearl_run_resumes_to_the_same_result(tiny_buffers, tmp_path, mon
     full = run_meta_training(cfg, [tiny_buffers[3]], [tiny_buffers[11]], tmp_path / "a",
                              progress=False)
 
-    original, calls = PEARL.train_step, {"n": 0}
-
-    def killed_at_5(self, *args, **kwargs):
-        calls["n"] += 1
-        if calls["n"] == 5:
-            raise KeyboardInterrupt("simulated kill")
-        return original(self, *args, **kwargs)
-
-    monkeypatch.setattr(PEARL, "train_step", killed_at_5)
-    with pytest.raises(KeyboardInterrupt):
-        run_meta_training(cfg, [tiny_buffers[3]], [tiny_buffers[11]], tmp_path / "b",
-                          progress=False)
-    assert torch.load(tmp_path / "b" / "checkpoint.pt", weights_only=False)["step"] == 4
-    monkeypatch.setattr(PEARL, "train_step", original)
-    # Move the global RNG: a resumed run must restore it from the checkpoint.
-    torch.rand(100)
-    resumed = run_meta_training(cfg, [tiny_buffers[3]], [tiny_buffers[11]], tmp_path / "b",
-                                progress=False)
+    resumed = run_killed_then_resumed(
+        lambda d: run_meta_training(cfg, [tiny_buffers[3]], [tiny_buffers[11]], d,
+                                    progress=False),
+        tmp_path / "b", monkeypatch, PEARL, "train_step", kill_at=5, expect_step=4)
     pd.testing.assert_frame_equal(pd.read_csv(full), pd.read_csv(resumed))
     a = torch.load(tmp_path / "a" / "checkpoint.pt", weights_only=False)
     b = torch.load(tmp_path / "b" / "checkpoint.pt", weights_only=False)
