@@ -113,7 +113,12 @@ def finetune_task(learner, task: TaskData, context: Batch, cfg: OnlineConfig, ga
             returns = [rollout_return(task.buffer.family, task.task_id, agent.act,
                                       seed=int(rng.integers(2**31)), device=device)
                        for _ in range(cfg.eval_rollouts)]
-            rows.append((report.pop(0), float(np.mean(returns))))
+            mean = float(np.mean(returns))
+            if not np.isfinite(mean):
+                raise FloatingPointError(
+                    f"online fine-tuning of {task.buffer.family} task {task.task_id}: non-finite "
+                    f"return after {env_steps} env steps (the fine-tuned policy diverged)")
+            rows.append((report.pop(0), mean))
             continue
         steps, _ = collect_episode(env, agent, int(rng.integers(2**31)), device)
         buffer.add_episode(*(np.array(x) for x in zip(*steps)), gamma=gamma)

@@ -60,6 +60,11 @@ class MACAWConfig:
     """Initial inner rate of the value tensors; None: ``inner_lr`` (Table 4, Meta-World: 1e-4)."""
     inner_policy_lr: float | None = None
     """Initial inner rate of the policy tensors; None: ``inner_lr`` (Table 4, Meta-World: 1e-2)."""
+    finetune_value_lr: float = 1e-4
+    """Adam rate of the value during online fine-tuning (Table 1; not given for MACAW in the
+    paper, Table 3's value fine-tuning rate)."""
+    finetune_policy_lr: float = 1e-4
+    """Adam rate of the policy during online fine-tuning (not given for MACAW in the paper)."""
     lr_lr: float = 1e-3
     """Adam rate of the learned inner learning rates."""
     outer_value_lr: float = 1e-5
@@ -344,12 +349,13 @@ class MACAWOnlineAgent:
     """MACAW with online fine-tuning (paper Appendix C.2, Table 1) on one task.
 
     Starts with the offline adaptation of Algorithm 2 on the context batch (``inner_steps``
-    steps of Eq. 2 then Eq. 3), then each :meth:`update` is one more gradient step of the same
-    inner losses (Eq. 2 on the value, then Eq. 3 on the policy against it) with the learned
-    per-tensor inner rates, on a batch of the growing buffer ("taking more steps of gradient
-    descent on the MACAW losses"). The paper does not give fine-tuning rates for MACAW; the
-    learned inner rates are the ones meta-training made fine-tuning work with. Works on its
-    own copies of the parameters: the meta-trained model never changes.
+    steps of Eq. 2 then Eq. 3 with the learned inner rates), then each :meth:`update` is one
+    Adam step of the same losses (Eq. 2 on the value; Eq. 3 on the policy, with advantages from
+    the current value) on a batch of the growing buffer ("taking more steps of gradient descent
+    on the MACAW losses"). The paper gives no fine-tuning rates for MACAW: plain SGD with the
+    learned inner rates, meta-trained for one step, diverged within a few hundred steps at
+    default scale, so Adam with ``finetune_value_lr`` / ``finetune_policy_lr`` is used. Works
+    on its own copies of the parameters: the meta-trained model never changes.
     """
 
     def __init__(self, model: MACAW, context: Batch):
@@ -359,16 +365,42 @@ class MACAWOnlineAgent:
         self._set(*adapt_params(
             model, context.observations, context.actions, context.mc_returns,
             model.cfg.inner_steps, detached["value"], detached["policy"], create_graph=False))
+        self.optimizers = [
+            torch.optim.Adam(self.phi.values(), lr=model.cfg.finetune_value_lr),
+            torch.optim.Adam(self.theta.values(), lr=model.cfg.finetune_policy_lr)]
 
     def _set(self, phi: Params, theta: Params) -> None:
         self.phi, self.theta = phi, theta
+        self._refresh()
+
+    def _refresh(self) -> None:
         with torch.no_grad():          # effective weights once per update, not per env step
-            self.policy_weights = _weights(self.model.policy_net, theta)
+            self.policy_weights = _weights(self.model.policy_net, self.theta)
+
+    def losses(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
+        """Eq. 2 on the value and Eq. 3 on the policy, at the current parameters."""
+        model, cfg = self.model, self.model.cfg
+        obs, act, ret = batch.observations, batch.actions, batch.mc_returns
+        values = value_forward(_weights(model.value_net, self.phi), obs)
+        advantages = (ret - values).detach()
+        mean, adv_pred = policy_forward(_weights(model.policy_net, self.theta), obs,
+                                        act if cfg.adv_loss else None)
+        weights = (torch.ones_like(ret) if cfg.behaviour_cloning
+                   else awr_weights(advantages, cfg.temperature, cfg.max_weight))
+        policy = awr_loss(gaussian_log_prob(mean, act), weights)
+        if cfg.adv_loss:
+            policy = policy + model.adv_coef.detach() * advantage_loss(adv_pred, advantages)
+        return value_loss(values, ret), policy
 
     def update(self, batch: Batch) -> dict[str, float]:
-        self._set(*adapt_params(self.model, batch.observations, batch.actions,
-                                batch.mc_returns, 1, self.phi, self.theta, create_graph=False))
-        return {}
+        value, policy = self.losses(batch)
+        for opt in self.optimizers:
+            opt.zero_grad(set_to_none=True)
+        (value + policy).backward()
+        for opt in self.optimizers:
+            opt.step()
+        self._refresh()
+        return {"value_loss": value.item(), "policy_loss": policy.item()}
 
     def act(self, obs: torch.Tensor) -> torch.Tensor:
         """The adapted policy's mean action (evaluation rollouts)."""
