@@ -31,9 +31,9 @@ def tiny_lifetime(tmp_path_factory) -> Path:
 
 
 def run_killed_then_resumed(run, run_dir: Path, monkeypatch, owner, name: str, kill_at: int,
-                            expect_step: int):
+                            expect_step: int, checkpoint: str = "checkpoint.pt"):
     """``run(run_dir)`` with ``owner.name`` raising KeyboardInterrupt on its ``kill_at``-th
-    call (a simulated kill), a check that the last checkpoint is at ``expect_step``, then
+    call (a simulated kill), a check that ``run_dir/checkpoint`` is at ``expect_step``, then
     ``run(run_dir)`` again unpatched; returns what the resumed run returns."""
     original, calls = getattr(owner, name), {"n": 0}
 
@@ -46,7 +46,7 @@ def run_killed_then_resumed(run, run_dir: Path, monkeypatch, owner, name: str, k
     monkeypatch.setattr(owner, name, killed)
     with pytest.raises(KeyboardInterrupt):
         run(run_dir)
-    assert torch.load(run_dir / "checkpoint.pt", weights_only=False)["step"] == expect_step
+    assert torch.load(run_dir / checkpoint, weights_only=False)["step"] == expect_step
     monkeypatch.setattr(owner, name, original)
     torch.rand(100)        # move the global RNG: the resumed run must restore it itself
     return run(run_dir)

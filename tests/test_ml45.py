@@ -226,22 +226,10 @@ def test_killed_ml45_run_resumes_to_the_same_lifetime(tmp_path, monkeypatch):
     cfg = _cfg(checkpoint_every=300)
     full = train_behaviour(cfg, tmp_path / "a" / "lifetime.h5", tmp_path / "a" / "policy.pt",
                            progress=False)
-    calls = {"n": 0}
-    original = EnsembleSAC.update
-
-    def crash(self, batch):
-        calls["n"] += 1
-        if calls["n"] == 550:
-            raise KeyboardInterrupt("simulated kill")
-        return original(self, batch)
-
-    monkeypatch.setattr(EnsembleSAC, "update", crash)
-    out = tmp_path / "b"
-    with pytest.raises(KeyboardInterrupt):
-        train_behaviour(cfg, out / "lifetime.h5", out / "policy.pt", progress=False)
-    assert torch.load(out / "resume.pt", weights_only=False)["step"] == 600
-    monkeypatch.setattr(EnsembleSAC, "update", original)
-    resumed = train_behaviour(cfg, out / "lifetime.h5", out / "policy.pt", progress=False)
+    resumed = run_killed_then_resumed(
+        lambda d: train_behaviour(cfg, d / "lifetime.h5", d / "policy.pt", progress=False),
+        tmp_path / "b", monkeypatch, EnsembleSAC, "update", kill_at=550, expect_step=600,
+        checkpoint="resume.pt")
     with h5py.File(full) as a, h5py.File(resumed) as b:
         assert sorted(a) == sorted(b)
         for task in a:

@@ -250,9 +250,8 @@ def adapt_state(spec: LayerSpec, params: Params, state: LayerState,
     z = state.z
     u = a_t_transpose_times(grad_flat)
     # coef = a_A |z|^2 - a_A a_z z.u + a_c, as one (T, 1) column
-    coef = torch.addcmul(lr_c + lr_a * z.square().sum(-1, keepdim=True), u @ z.unsqueeze(-1),
-                         lr_a * lr_z, value=-1) if z.dim() == 1 else \
-        (lr_a * (z * z).sum(-1) - lr_a * lr_z * (u * z).sum(-1) + lr_c).unsqueeze(-1)
+    coef = (lr_a * (z * z).sum(-1, keepdim=True) - lr_a * lr_z * (u * z).sum(-1, keepdim=True)
+            + lr_c)
     flat = torch.addcmul(state.flat - lr_z * a_t_times(u), coef, grad_flat, value=-1)
     if last:
         return LayerState(flat)

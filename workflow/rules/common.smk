@@ -175,12 +175,14 @@ CURVE_FIGURES = ("fig4_left", "fig4_center", "fig5", "fig3", "fig7")
 CURVE_METRICS = {"fig7": "success"}     # eval.csv column a curve figure plots; else "return"
 
 
+def online_file(method, seed):
+    return f"results/online/cheetah-vel/extrapolation/{method}/seed{seed}.csv"
+
+
 def online_files():
     """Table 1's online fine-tuning results, one per method and seed."""
     return [
-        f"results/online/cheetah-vel/extrapolation/{m}/seed{seed}.csv"
-        for m in ONLINE_METHODS
-        for seed in config["meta_training"]["seeds"]
+        online_file(m, seed) for m in ONLINE_METHODS for seed in config["meta_training"]["seeds"]
     ]
 
 

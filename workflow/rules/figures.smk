@@ -76,10 +76,9 @@ rule table1:
         md="results/table1.md",
     params:
         runs=" ".join(
-            f"--run {shlex.quote(METHOD_LABELS[m])} {f}"
+            f"--run {shlex.quote(METHOD_LABELS[m])} {online_file(m, seed)}"
             for m in ONLINE_METHODS
-            for f in online_files()
-            if f"/{m}/" in f
+            for seed in config["meta_training"]["seeds"]
         ),
     conda:
         "../../environment.yml"
