@@ -1,8 +1,8 @@
 """Meta-World ML45 family: task table, goal variation, success flag, exact resume, behaviour
 data with per-episode success, and the Fig. 9 table.
 
-The ML45 benchmark's goal variants take ~20 s to build once per process; every test here
-shares that one build.
+The ML45 benchmark's goal variants take ~20 s to build; they are cached on disk
+(``macaw.envs.ml45.goal_cache_file``), so at most the first process on a machine builds them.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from macaw.behaviour.trainer import TaskEnvs
 from macaw.cli import main
 from macaw.data import BufferSchemaError, load_task_buffer, make_split, write_task_buffer
 from macaw.envs import FAMILIES, make_task_env, task_params
+from macaw.envs import ml45
 from macaw.envs.ml45 import ml45_env_names
 
 # Meta-World's partially observable goal slot has equal bounds; gymnasium's checker says so.
@@ -266,3 +267,45 @@ def test_ml45_meta_training_logs_success_and_resumes_to_the_same_rows(ml45_buffe
         lambda d: run_meta_training(_meta_cfg(), train, test, d, progress=False),
         tmp_path / "b", monkeypatch, macaw_algo, "meta_step", kill_at=2, expect_step=1)
     pd.testing.assert_frame_equal(full, pd.read_csv(resumed))
+
+
+def test_goal_variants_are_built_once_cached_on_disk_and_read_back_identical(
+        tmp_path, monkeypatch, caplog):
+    import metaworld
+    from importlib.metadata import version
+
+    reference = ml45._goal_pools()
+
+    class Built:                        # stands in for the 20 s build; counts the calls
+        calls = 0
+
+        def __init__(self, seed):
+            assert seed == ml45.BENCHMARK_SEED
+            Built.calls += 1
+            self.train_tasks, self.test_tasks = reference["train"], reference["test"]
+
+    monkeypatch.setenv("MACAW_CACHE_DIR", str(tmp_path))
+    monkeypatch.setattr(metaworld, "ML45", Built)
+    path = ml45.goal_cache_file()
+    assert path == tmp_path / f"ml45-goals-metaworld{version('metaworld')}-seed0.pkl"
+    try:
+        ml45._goal_pools.cache_clear()
+        ml45._goal_pools()
+        assert Built.calls == 1 and path.is_file()
+
+        ml45._goal_pools.cache_clear()   # a new process: reads the file, builds nothing
+        loaded = ml45._goal_pools()
+        assert Built.calls == 1
+        for role, n_env in (("train", ml45.N_TRAIN), ("test", ml45.N_TEST)):
+            assert len(loaded[role]) == 50 * n_env
+            assert [(t.env_name, t.data) for t in loaded[role]] \
+                == [(t.env_name, t.data) for t in reference[role]]
+
+        path.write_bytes(b"not a pickle")  # a damaged cache is rebuilt, with a warning
+        ml45._goal_pools.cache_clear()
+        with caplog.at_level("WARNING"):
+            ml45._goal_pools()
+        assert Built.calls == 2 and "ignoring the goal-variant cache" in caplog.text
+        assert ml45._read_goal_cache(path) is not None   # and rewritten whole
+    finally:
+        ml45._goal_pools.cache_clear()

@@ -16,14 +16,21 @@ means the same on every machine. The environments are Meta-World v3 (``metaworld
 - **Reward** is Meta-World v3's shaped reward (in [0, 10] per step), ``info["success"]`` is its
   success flag as a bool, and ``info`` also carries ``task_id`` and ``goal_index``.
 
-Building the benchmark's goal variants constructs all 50 environments once per process
-(about 20 s on one CPU core); :func:`task_params` needs none of it.
+Building the benchmark's goal variants constructs all 50 environments (about 20 s on one CPU
+core). The result is cached on disk (:func:`goal_cache_file`, keyed by the metaworld version
+and the benchmark seed), so only the first process on a machine pays for it;
+:func:`task_params` needs none of it.
 """
 
 from __future__ import annotations
 
 import copy
 import functools
+import logging
+import os
+import pickle
+from importlib.metadata import version
+from pathlib import Path
 from typing import Any
 
 import gymnasium
@@ -33,6 +40,9 @@ from gymnasium.error import ResetNeeded
 from gymnasium.utils import EzPickle
 
 from macaw.envs.task_env import check_task_id
+from macaw.io import atomic_path
+
+log = logging.getLogger(__name__)
 
 FAMILY = "ml45"
 N_TRAIN, N_TEST = 45, 5
@@ -64,18 +74,58 @@ def ml45_env_names() -> tuple[str, ...]:
     return tuple(train + test)
 
 
+def goal_cache_file() -> Path:
+    """Where the goal variants are cached: ``$MACAW_CACHE_DIR``, else
+    ``$XDG_CACHE_HOME/macaw``, else ``~/.cache/macaw``; one file per metaworld version and
+    benchmark seed."""
+    root = os.environ.get("MACAW_CACHE_DIR") or Path(
+        os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "macaw"
+    return Path(root) / f"ml45-goals-metaworld{version('metaworld')}-seed{BENCHMARK_SEED}.pkl"
+
+
+def _read_goal_cache(path: Path) -> dict[str, list] | None:
+    """The cached ``{"train": [(env_name, data), ...], "test": [...]}``, or None if the file is
+    missing or not a complete cache (then it is rebuilt)."""
+    try:
+        with open(path, "rb") as fh:
+            cached = pickle.load(fh)
+        counts = {role: len(cached[role]) for role in ("train", "test")}
+        if counts != {"train": N_TRAIN * 50, "test": N_TEST * 50}:
+            raise ValueError(f"expected {N_TRAIN * 50} train / {N_TEST * 50} test goal "
+                             f"variants, found {counts}")
+        return cached
+    except FileNotFoundError:
+        return None
+    except Exception as err:   # a truncated or foreign file: rebuild rather than fail
+        log.warning("ml45: ignoring the goal-variant cache %s (%s); rebuilding it", path, err)
+        return None
+
+
 @functools.cache
-def _benchmark():
+def _goal_pools() -> dict[str, list]:
+    """``metaworld.ML45(seed=BENCHMARK_SEED)``'s train and test goal variants, from the disk
+    cache when it holds them."""
     import metaworld
 
-    return metaworld.ML45(seed=BENCHMARK_SEED)
+    path = goal_cache_file()
+    cached = _read_goal_cache(path)
+    if cached is None:
+        bench = metaworld.ML45(seed=BENCHMARK_SEED)
+        cached = {"train": [(t.env_name, t.data) for t in bench.train_tasks],
+                  "test": [(t.env_name, t.data) for t in bench.test_tasks]}
+        try:
+            with atomic_path(path) as tmp, open(tmp, "wb") as fh:
+                pickle.dump(cached, fh)
+        except OSError as err:     # a read-only home only costs the next process 20 s
+            log.warning("ml45: could not write the goal-variant cache %s (%s)", path, err)
+    return {role: [metaworld.Task(env_name=name, data=data) for name, data in tasks]
+            for role, tasks in cached.items()}
 
 
 def goal_variants(task_id: int) -> list:
     """The benchmark's ``metaworld.Task`` objects (goal variants) of task ``task_id``."""
     params = MetaWorldML45Env.params_for(task_id)
-    bench = _benchmark()
-    pool = bench.train_tasks if params["role"] == "train" else bench.test_tasks
+    pool = _goal_pools()[params["role"]]
     variants = [t for t in pool if t.env_name == params["env_name"]]
     if not variants:
         raise RuntimeError(f"ml45: the benchmark has no goal variants for {params['env_name']}")
