@@ -297,7 +297,7 @@ def test_goal_variants_are_built_once_cached_on_disk_and_read_back_identical(
         loaded = ml45._goal_pools()
         assert Built.calls == 1
         for role, n_env in (("train", ml45.N_TRAIN), ("test", ml45.N_TEST)):
-            assert len(loaded[role]) == 50 * n_env
+            assert len(loaded[role]) == ml45.GOALS_PER_ENV * n_env == 50 * n_env
             assert [(t.env_name, t.data) for t in loaded[role]] \
                 == [(t.env_name, t.data) for t in reference[role]]
 

@@ -48,6 +48,8 @@ FAMILY = "ml45"
 N_TRAIN, N_TEST = 45, 5
 BENCHMARK_SEED = 0
 """Seed of ``metaworld.ML45``, which fixes every environment's 50 goal variants."""
+GOALS_PER_ENV = 50
+"""Goal variants ``metaworld.ML45`` draws per environment."""
 OBS_DIM, ACT_DIM = 39, 4
 MAX_PATH_LENGTH = 500
 """Meta-World v3's ``SawyerXYZEnv.max_path_length``; checked against the installed package."""
@@ -90,9 +92,9 @@ def _read_goal_cache(path: Path) -> dict[str, list] | None:
         with open(path, "rb") as fh:
             cached = pickle.load(fh)
         counts = {role: len(cached[role]) for role in ("train", "test")}
-        if counts != {"train": N_TRAIN * 50, "test": N_TEST * 50}:
-            raise ValueError(f"expected {N_TRAIN * 50} train / {N_TEST * 50} test goal "
-                             f"variants, found {counts}")
+        expected = {"train": N_TRAIN * GOALS_PER_ENV, "test": N_TEST * GOALS_PER_ENV}
+        if counts != expected:
+            raise ValueError(f"expected {expected} goal variants, found {counts}")
         return cached
     except FileNotFoundError:
         return None
