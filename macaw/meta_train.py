@@ -1,16 +1,28 @@
 """Meta-training: one loop for every method, with evaluation, checkpoints and resume.
 
-A run lives in ``results/runs/{family}/{split}/{method}/seed{seed}/``: ``config.yaml`` (the
-resolved config), ``checkpoint.pt`` (latest good state) and ``eval.csv`` (``step, task_id,
-return``: meta-test returns of every test task, every ``eval_every`` meta-steps, starting at
-step 0, i.e. before meta-training; families with a success flag, ML45, add ``success``, 1.0 if
-the episode succeeded at any step, else 0.0, for Fig. 7).
+A run lives in ``results/runs/{family}/{split}/{method}/seed{seed}/``:
 
-Data (paper Appendix D/E): for each of ``tasks_per_batch`` training tasks per step, the inner
-batch is a contiguous run of ``inner_batch`` transitions from the task's ``inner_quality``
-window (bad / medium / good = first / middle / last ``window_trajectories`` episodes), and the
-outer batch is ``outer_batch`` transitions drawn uniformly from the ``good`` window, never
-sharing a transition with the inner batch (SPEC §4; the authors' code did not enforce this).
+- ``config.yaml``: the resolved config;
+- ``checkpoint.pt``: the latest good state;
+- ``eval.csv``: ``step, task_id, episode, return, unadapted_return`` -- meta-test episodes,
+  every ``eval_every`` meta-steps and at step 0 (before meta-training). Each row is one
+  deterministic episode after adapting on its own, independently drawn adaptation batch
+  (``eval_episodes`` rows per test task and evaluation). ``unadapted_return`` is an episode of
+  the meta-policy *before* adaptation on the same task with the same environment seed, so
+  ``return - unadapted_return`` is the adaptation gain. Families with a success flag (ML45)
+  add ``success``, 1.0 if the episode succeeded at any step (Fig. 7);
+- ``train.csv``: per ``eval_every`` steps the mean training losses since the last row, and
+  for MACAW the learned inner rates, lambda, and the value loss on held-out (outer)
+  transitions before and after the inner step (diagnostics of the single adaptation step).
+
+Data (SPEC §4.1, the authors' code): per meta-step ``tasks_per_batch`` training tasks; for
+each an inner batch of ``inner_batch`` *consecutive rows* of its inner window sub-sampled with
+stride ``inner_buffer_skip`` (so with the authors' 7 it spans ~9 episodes), and an outer batch
+of ``outer_batch`` rows drawn uniformly from its outer window sub-sampled with
+``buffer_skip``, never sharing a transition with the inner batch (SPEC §4; the authors did not
+enforce this). The windows are the whole lifetime (``all``, the authors') or the first /
+middle / last ``window_trajectories`` episodes (bad / medium / good, Fig. 4 left). Meta-test
+adaptation batches are uniform over the inner window.
 """
 
 from __future__ import annotations
@@ -29,7 +41,7 @@ import yaml
 from tqdm.auto import tqdm
 
 from macaw.algos.macaw import MACAW, MACAWConfig
-from macaw.data import QUALITY_WINDOWS, Batch, TaskData
+from macaw.data import WINDOWS, Batch, TaskData
 from macaw.envs import get_family
 from macaw.evaluate import evaluate_tasks
 from macaw.fields import check_known_fields
@@ -85,10 +97,23 @@ class MetaTrainConfig:
     """Transitions per task in the outer batch."""
     eval_batch: int = 256
     """Transitions of the test task's buffer used to adapt at meta-test."""
-    inner_quality: str = "good"
-    """Window of the inner / meta-test adaptation data: bad, medium or good (Fig. 4 left)."""
+    eval_episodes: int = 3
+    """Meta-test episodes per test task and evaluation, each adapted on its own independently
+    drawn adaptation batch (the authors: 1)."""
+    eval_unadapted: bool = True
+    """Also roll out the unadapted meta-policy in every evaluation episode (the
+    ``unadapted_return`` column: the adaptation gain's baseline)."""
+    inner_quality: str = "all"
+    """Window of the inner / meta-test adaptation data: all (the whole lifetime, the
+    authors' standard), bad, medium or good (Fig. 4 left)."""
+    outer_quality: str = "all"
+    """Window of the outer batches (and of MT+FT's and PEARL's RL batches): all or good."""
     window_trajectories: int = 500
-    """Episodes per quality window (paper: 500)."""
+    """Episodes per bad / medium / good window (paper: 500)."""
+    buffer_skip: int = 7
+    """Stride of the outer window: every buffer_skip-th transition (authors: 7)."""
+    inner_buffer_skip: int = 7
+    """Stride of the inner window (authors: 7; 1 in their data-quality ablation)."""
     device: str = "auto"
     """``auto`` (CUDA when present), ``cpu`` or ``cuda``."""
     macaw: MACAWConfig = field(default_factory=MACAWConfig)
@@ -112,9 +137,19 @@ class MetaTrainConfig:
         if cfg.method not in METHODS:
             raise ValueError(f"meta-training config: method {cfg.method!r} unknown; "
                              f"expected one of {METHODS}")
-        if cfg.inner_quality not in QUALITY_WINDOWS:
+        if cfg.inner_quality not in WINDOWS:
             raise ValueError(f"meta-training config: inner_quality {cfg.inner_quality!r}; "
-                             f"expected one of {QUALITY_WINDOWS}")
+                             f"expected one of {WINDOWS}")
+        if cfg.outer_quality not in ("all", "good"):
+            raise ValueError(f"meta-training config: outer_quality {cfg.outer_quality!r}; "
+                             "expected 'all' or 'good'")
+        for name in ("steps", "eval_every", "checkpoint_every", "tasks_per_batch",
+                     "inner_batch", "outer_batch", "eval_batch", "eval_episodes",
+                     "window_trajectories", "buffer_skip", "inner_buffer_skip"):
+            value = getattr(cfg, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ValueError(f"meta-training config: {name} must be an integer >= 1, "
+                                 f"found {value!r}")
         return cfg
 
 
@@ -194,6 +229,15 @@ def _same_config(saved: dict, current: dict) -> bool:
     return True
 
 
+def write_train_csv(path: Path, train_rows: list[dict[str, float]]) -> None:
+    """``train.csv``: one row per evaluation, the union of the rows' columns."""
+    columns = list(dict.fromkeys(k for row in train_rows for k in row)) or ["step"]
+    with atomic_path(path) as tmp:
+        tmp.write_text(",".join(columns) + "\n" + "".join(
+            ",".join("" if row.get(c) is None else f"{row[c]:.6g}" for c in columns) + "\n"
+            for row in train_rows))
+
+
 def run_meta_training(cfg: MetaTrainConfig, train_buffers: list[Path],
                       test_buffers: list[Path], run_dir: Path, progress: bool = True) -> Path:
     """Meta-train ``cfg.method`` on the training tasks, meta-testing on the test tasks every
@@ -204,21 +248,16 @@ def run_meta_training(cfg: MetaTrainConfig, train_buffers: list[Path],
     device = pick_device(cfg.device)
     torch.manual_seed(cfg.seed)
     rng = np.random.default_rng(cfg.seed)
-    train, test = ([TaskData(p, cfg.inner_quality, cfg.window_trajectories, device)
-                    for p in paths] for paths in (train_buffers, test_buffers))
+    train, test = ([TaskData.for_run(p, cfg, device) for p in paths]
+                   for paths in (train_buffers, test_buffers))
     model = build_learner(cfg, train[0].obs_dim, train[0].act_dim, len(train), device)
     optimizers = model.optimizers()
-    resolved = {**dataclasses.asdict(cfg), "resolved_algorithm": dataclasses.asdict(model.cfg),
-                "train_tasks": [t.task_id for t in train], "test_tasks": [t.task_id for t in test],
-                "device_used": str(device), "torch": str(torch.__version__)}
-    with atomic_path(run_dir / "config.yaml") as tmp:
-        tmp.write_text(yaml.safe_dump(resolved, sort_keys=False))
 
     ckpt_path, eval_path = run_dir / "checkpoint.pt", run_dir / "eval.csv"
     start, rows = 0, []
     last_saved = {"step": None}
     if ckpt_path.exists():
-        ckpt = torch.load(ckpt_path, map_location=device, weights_only=False)
+        ckpt = torch.load(ckpt_path, map_location=device, weights_only=True)
         if not _same_config(ckpt["config"], dataclasses.asdict(cfg)):
             raise ValueError(f"{ckpt_path}: checkpoint was written with another config; "
                              "delete it (or the run directory) to start afresh")
@@ -230,10 +269,20 @@ def run_meta_training(cfg: MetaTrainConfig, train_buffers: list[Path],
         start, rows = ckpt["step"], ckpt["eval_rows"]
         last_saved["step"] = start
         log.info("resumed %s from step %d", run_dir, start)
+    # Written only once the checkpoint (if any) is known to match: a refused rerun must not
+    # leave its config next to another run's checkpoint.
+    resolved = {**dataclasses.asdict(cfg), "resolved_algorithm": dataclasses.asdict(model.cfg),
+                "train_tasks": [t.task_id for t in train], "test_tasks": [t.task_id for t in test],
+                "device_used": str(device), "torch": str(torch.__version__)}
+    with atomic_path(run_dir / "config.yaml") as tmp:
+        tmp.write_text(yaml.safe_dump(resolved, sort_keys=False))
 
-    # Rows are (step, task_id, return[, success]); checkpointed, so a resume rewrites them all.
+    # Rows are (step, task_id, episode, return, unadapted_return[, success]); checkpointed,
+    # so a resume rewrites them all. train_rows likewise.
     with_success = get_family(test[0].buffer.family).success_flag
-    header = "step,task_id,return" + (",success" if with_success else "")
+    header = "step,task_id,episode,return,unadapted_return" + (",success" if with_success else "")
+    train_rows = ckpt["train_rows"] if start else []
+    pending: list[dict[str, float]] = []
 
     def save(step: int) -> None:
         last_saved["step"] = step
@@ -241,18 +290,27 @@ def run_meta_training(cfg: MetaTrainConfig, train_buffers: list[Path],
             torch.save({"config": dataclasses.asdict(cfg), "step": step,
                         "model": model.state_dict(),
                         "optimizers": {k: o.state_dict() for k, o in optimizers.items()},
-                        "rng": _rng_state(rng), "eval_rows": rows}, tmp)
+                        "rng": _rng_state(rng), "eval_rows": rows,
+                        "train_rows": train_rows}, tmp)
         with atomic_path(eval_path) as tmp:
             tmp.write_text(header + "\n" + "".join(
-                f"{s},{t},{r:.6f}" + "".join(f",{x:.1f}" for x in rest) + "\n"
-                for s, t, r, *rest in rows))
+                f"{s},{t},{e},{r:.6f},{u:.6f}" + "".join(f",{x:.1f}" for x in rest) + "\n"
+                for s, t, e, r, u, *rest in rows))
+        write_train_csv(run_dir / "train.csv", train_rows)
 
     def evaluate(step: int) -> float:
         episodes = evaluate_tasks(model, test, cfg, seed=cfg.seed * 1_000_003 + step)
-        rows.extend((step, t.task_id, e.episode_return)
+        rows.extend((step, e.task_id, e.episode, e.episode_return, e.unadapted_return)
                     + ((float(e.success),) if with_success else ())
-                    for t, e in zip(test, episodes))
+                    for e in episodes)
         return float(np.mean([e.episode_return for e in episodes]))
+
+    def log_training(step: int) -> None:
+        row = {"step": step, **{k: float(np.mean([p[k] for p in pending])) for k in pending[0]}}
+        if hasattr(model, "diagnostics"):
+            row.update(model.diagnostics(train, cfg, np.random.default_rng([cfg.seed, step])))
+        train_rows.append(row)
+        pending.clear()
 
     bar = tqdm(total=cfg.steps, initial=start, disable=not progress, dynamic_ncols=True,
                desc=f"{cfg.method} {cfg.family} seed{cfg.seed}", unit="step")
@@ -266,8 +324,10 @@ def run_meta_training(cfg: MetaTrainConfig, train_buffers: list[Path],
             raise FloatingPointError(
                 f"{run_dir}: non-finite loss at meta-step {step} ({stats}); the last good "
                 f"checkpoint (step {last_saved['step']}) is kept")
+        pending.append(stats)
         bar.update(1)
         if step % cfg.eval_every == 0 or step == cfg.steps:
+            log_training(step)
             mean_return = evaluate(step)
             bar.set_postfix(test_return=f"{mean_return:.1f}")
             log.info("%s step %d: mean test return %.1f (%.1f steps/s), %s", run_dir, step,

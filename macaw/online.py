@@ -11,8 +11,8 @@ records the mean return of ``eval_rollouts`` deterministic rollouts. The learner
 ``online_agent(context)`` returning an object with ``act``, ``explore`` and ``update``
 (:class:`macaw.algos.macaw.MACAWOnlineAgent`, :class:`macaw.algos.pearl.PEARLOnlineAgent`).
 
-Online transitions get Monte-Carlo returns (MACAW's value targets) per finished episode, with
-the buffers' discount. Output: ``online.csv`` with ``env_steps, task_id, return``.
+Online transitions get Monte-Carlo returns (MACAW's value targets) and bootstrap tails per
+finished episode, with the buffers' discount. Output: ``online.csv`` with ``env_steps, task_id, return``.
 """
 
 from __future__ import annotations
@@ -74,10 +74,15 @@ class GrowingBuffer:
         return len(self.fields[0])
 
     def add_episode(self, obs, actions, rewards, next_obs, terminals, gamma: float) -> None:
-        timeouts = np.zeros(len(rewards), bool)
+        """Append one finished episode with its Monte-Carlo returns and bootstrap tails
+        (``s_T`` and ``gamma^(T-t)``, 0 if it ended in a true termination)."""
+        n = len(rewards)
+        timeouts = np.zeros(n, bool)
         timeouts[-1] = not terminals[-1]
         returns = compute_mc_returns(np.asarray(rewards), np.asarray(terminals), timeouts, gamma)
-        new = (obs, actions, rewards, next_obs, terminals, returns)
+        tail_obs = np.repeat(np.asarray(next_obs)[-1:], n, axis=0)
+        discounts = gamma ** np.arange(n, 0, -1, dtype=np.float64) * float(timeouts[-1])
+        new = (obs, actions, rewards, next_obs, terminals, returns, tail_obs, discounts)
         self.fields = [np.concatenate([old, np.asarray(n, dtype=old.dtype)])
                        for old, n in zip(self.fields, new)]
 
@@ -141,8 +146,7 @@ def run_online_finetuning(run_dir: Path, test_buffers: list[Path], cfg: OnlineCo
     if ckpt["step"] != meta.steps:
         raise ValueError(f"{run_dir}/checkpoint.pt: meta-training stopped at step "
                          f"{ckpt['step']} of {meta.steps}; finish it first")
-    tasks = [TaskData(p, meta.inner_quality, meta.window_trajectories, device)
-             for p in test_buffers]
+    tasks = [TaskData.for_run(p, meta, device) for p in test_buffers]
     learner = build_learner(meta, tasks[0].obs_dim, tasks[0].act_dim,
                             len(resolved["train_tasks"]), device)
     learner.load_state_dict(ckpt["model"])

@@ -11,8 +11,8 @@ import pytest
 import torch
 
 from macaw.algos.losses import advantage_loss, awr_loss, awr_weights, value_loss
-from macaw.algos.macaw import (MACAW, MACAWConfig, TaskBatches, adapt, meta_loss,
-                               meta_loss_reference)
+from macaw.algos.macaw import (MACAW, MACAWConfig, adapt, meta_loss, meta_loss_reference)
+from macaw.data import Batch, MetaBatch
 from macaw.nets.layers import LayerSpec, effective_weights, init_layer
 from macaw.nets.networks import (equal_params_width, gaussian_log_prob, policy_forward,
                                  policy_net, value_net)
@@ -98,24 +98,30 @@ def test_theorem_1_enriched_loss_distinguishes_batches_awr_cannot():
     assert (grads(a, True) - grads(b, True)).abs().max() > 1e-4
 
 
-def _batch(n_tasks=3, size=16, obs_dim=5, act_dim=2, seed=0) -> TaskBatches:
-    g = torch.Generator().manual_seed(seed)
-
+def _task_batch(g, n_tasks, size, obs_dim, act_dim) -> Batch:
     def randn(*s):
         return torch.randn(*s, generator=g, dtype=F64)
 
-    def actions():
-        return torch.rand(n_tasks, size, act_dim, generator=g, dtype=F64) * 2 - 1
+    obs = randn(n_tasks, size, obs_dim)
+    return Batch(obs, torch.rand(n_tasks, size, act_dim, generator=g, dtype=F64) * 2 - 1,
+                 randn(n_tasks, size), randn(n_tasks, size, obs_dim),
+                 torch.zeros(n_tasks, size, dtype=F64), randn(n_tasks, size),
+                 randn(n_tasks, size, obs_dim),
+                 torch.rand(n_tasks, size, generator=g, dtype=F64))
 
-    return TaskBatches(randn(n_tasks, size, obs_dim), actions(), randn(n_tasks, size),
-                       randn(n_tasks, size, obs_dim), actions(), randn(n_tasks, size))
+
+def _batch(n_tasks=3, size=16, obs_dim=5, act_dim=2, seed=0) -> MetaBatch:
+    g = torch.Generator().manual_seed(seed)
+    inner = _task_batch(g, n_tasks, size, obs_dim, act_dim)
+    return MetaBatch(torch.arange(n_tasks), inner, _task_batch(g, n_tasks, size, obs_dim, act_dim))
 
 
-@pytest.mark.parametrize("latent,adv_loss,inner_steps",
-                         list(itertools.product([0, 7], [True, False], [1, 2])))
-def test_fast_meta_gradients_equal_reference(latent, adv_loss, inner_steps):
+@pytest.mark.parametrize("latent,adv_loss,inner_steps,bootstrap",
+                         [(*c, True) for c in itertools.product([0, 7], [True, False], [1, 2])]
+                         + [(7, True, 2, False)])
+def test_fast_meta_gradients_equal_reference(latent, adv_loss, inner_steps, bootstrap):
     cfg = MACAWConfig(width=8, latent=latent, adv_loss=adv_loss, inner_steps=inner_steps,
-                      inner_lr=0.05)
+                      inner_lr=0.05, bootstrap=bootstrap)
     model = MACAW(5, 2, cfg, seed=3, dtype=F64)
     batch = _batch()
     params = [p for p in model.parameters() if p.requires_grad]
@@ -158,8 +164,9 @@ def test_meta_bc_fast_equals_reference_and_ignores_returns(latent, inner_steps):
         if r is not None:
             assert ((f - r).abs().max() / r.abs().max().clamp_min(1e-300)).item() <= 1e-6
     # Returns play no part in behaviour cloning: other returns, same loss.
-    shuffled = batch._replace(inner_returns=batch.inner_returns * -3 + 1,
-                              outer_returns=batch.outer_returns * 5)
+    shuffled = batch._replace(
+        inner=batch.inner._replace(mc_returns=batch.inner.mc_returns * -3 + 1),
+        outer=batch.outer._replace(mc_returns=batch.outer.mc_returns * 5))
     torch.testing.assert_close(meta_loss(model, shuffled)[1], lp, rtol=0, atol=0)
 
 
@@ -167,11 +174,11 @@ def test_meta_bc_inner_step_is_the_maml_step_on_the_bc_likelihood():
     """Meta-BC's inner loop (shared with MACAW) equals theta - alpha * grad(-mean log pi)."""
     cfg = MACAWConfig(width=8, latent=0, adv_loss=False, behaviour_cloning=True, inner_lr=0.05)
     model = MACAW(5, 2, cfg, seed=3, dtype=F64)
-    b = _batch(n_tasks=1)
-    _, adapted = adapt(model, b.inner_obs, b.inner_actions, b.inner_returns, n_steps=1)
+    b = _batch(n_tasks=1).inner
+    adapted = adapt(model, b, n_steps=1).policy
     theta = model.params("policy")
-    mean, _ = policy_forward(effective_layers(model, theta), b.inner_obs[0])
-    nll = -gaussian_log_prob(mean, b.inner_actions[0]).mean()
+    mean, _ = policy_forward(effective_layers(model, theta), b.observations[0])
+    nll = -gaussian_log_prob(mean, b.actions[0]).mean()
     grads = dict(zip(theta, torch.autograd.grad(nll, list(theta.values()), allow_unused=True)))
     for spec, (w, bias) in zip(model.policy_net.layers, adapted):
         if spec.name.startswith("adv"):
@@ -190,12 +197,11 @@ def effective_layers(model, params):
 def test_adaptation_moves_only_with_data_and_per_task():
     """Two tasks with different data get different adapted policies; identical data, same."""
     model = MACAW(5, 2, MACAWConfig(width=8, latent=4, inner_lr=0.1), dtype=F64)
-    b = _batch(n_tasks=2)
-    obs = torch.stack([b.inner_obs[0], b.inner_obs[0]])
-    act = torch.stack([b.inner_actions[0], b.inner_actions[0]])
-    ret = torch.stack([b.inner_returns[0], b.inner_returns[1]])
-    _, p_w = adapt(model, obs, act, ret, n_steps=1)
-    _, p_same = adapt(model, obs, act, torch.stack([ret[0], ret[0]]), n_steps=1)
+    b = _batch(n_tasks=2).inner
+    first = Batch(*(torch.stack([x[0], x[0]]) for x in b))
+    ret = torch.stack([b.mc_returns[0], b.mc_returns[1]])
+    p_w = adapt(model, first._replace(mc_returns=ret), n_steps=1).policy
+    p_same = adapt(model, first, n_steps=1).policy
     w_last = p_w[0][0]
     assert (w_last[0] - w_last[1]).abs().max() > 1e-8
     torch.testing.assert_close(p_same[0][0][0], p_same[0][0][1])

@@ -10,41 +10,49 @@ from conftest import run_killed_then_resumed
 import yaml
 
 import macaw.algos.macaw as macaw_algo
-from macaw.algos.macaw import sample_task_batches
-from macaw.data import TaskData
+import macaw.data.tasks as data_tasks
+from macaw.data import TaskData, sample_meta_batch
 from macaw.meta_train import MetaTrainConfig, run_meta_training
 
 
 def tiny_config(**kw) -> MetaTrainConfig:
     base = {"family": "cheetah-vel", "steps": 6, "eval_every": 3, "checkpoint_every": 2,
             "inner_batch": 32, "outer_batch": 32, "eval_batch": 32, "device": "cpu",
+            "buffer_skip": 2, "inner_buffer_skip": 2,
             "macaw": {"width": 16, "latent": 4, "inner_lr": 0.01}}
     return MetaTrainConfig.from_dict({**base, **kw})
 
 
 def test_inner_and_outer_batches_never_share_a_transition(tiny_buffers):
-    cfg = tiny_config(inner_batch=150, outer_batch=200)
-    task = TaskData(tiny_buffers[3], cfg.inner_quality, cfg.window_trajectories,
-                    torch.device("cpu"))
+    cfg = tiny_config(inner_batch=60, outer_batch=100, inner_buffer_skip=3, buffer_skip=1)
+    task = TaskData.for_run(tiny_buffers[3], cfg, torch.device("cpu"))
     rng = np.random.default_rng(0)
     picked = {}
-    original = macaw_algo.uniform_indices
+    original = data_tasks.uniform_indices
 
     def spy(buffer, batch_size, rng, indices=None, exclude=None):
         out = original(buffer, batch_size, rng, indices, exclude)
         picked.setdefault("pairs", []).append((np.asarray(exclude), out))
         return out
 
-    macaw_algo.uniform_indices = spy
+    data_tasks.uniform_indices = spy
     try:
         for _ in range(50):
-            batch = sample_task_batches([task], 5, cfg.inner_batch, cfg.outer_batch, rng)
+            batch = sample_meta_batch([task], 5, cfg.inner_batch, cfg.outer_batch, rng)
     finally:
-        macaw_algo.uniform_indices = original
+        data_tasks.uniform_indices = original
     for inner, outer in picked["pairs"]:
         assert len(set(inner) & set(outer)) == 0
-        assert np.all(np.diff(inner) == 1)              # contiguous inner window
-    assert batch.inner_obs.shape == (1, 150, 17) and batch.outer_actions.shape == (1, 200, 6)
+        assert np.all(np.diff(inner) == 3)      # consecutive rows of the stride-3 window
+    assert batch.inner.observations.shape == (1, 60, 17)
+    assert batch.outer.actions.shape == (1, 100, 6)
+
+
+def test_too_small_a_window_names_the_task_and_the_settings(tiny_buffers):
+    cfg = tiny_config(inner_batch=60, inner_buffer_skip=7)        # 400 steps / 7 = 58 rows
+    task = TaskData.for_run(tiny_buffers[3], cfg, torch.device("cpu"))
+    with pytest.raises(ValueError, match="task 3.*inner window.*inner_buffer_skip"):
+        sample_meta_batch([task], 1, cfg.inner_batch, cfg.outer_batch, np.random.default_rng(0))
 
 
 def test_run_layout_and_eval_csv(tiny_buffers, tmp_path):
@@ -52,10 +60,18 @@ def test_run_layout_and_eval_csv(tiny_buffers, tmp_path):
     eval_csv = run_meta_training(cfg, [tiny_buffers[3]], [tiny_buffers[11]], tmp_path,
                                  progress=False)
     df = pd.read_csv(eval_csv)
-    assert list(df.columns) == ["step", "task_id", "return"]
-    assert df.step.tolist() == [0, 3, 6] and set(df.task_id) == {11}
+    assert list(df.columns) == ["step", "task_id", "episode", "return", "unadapted_return"]
+    assert df.step.tolist() == [0] * 3 + [3] * 3 + [6] * 3 and set(df.task_id) == {11}
+    assert df.episode.tolist() == [0, 1, 2] * 3
     # cheetah-vel rewards are <= 0 and an episode is 200 steps.
-    assert (df["return"] <= 0).all() and (df["return"] > -200 * 4).all()
+    for column in ("return", "unadapted_return"):
+        assert (df[column] <= 0).all() and (df[column] > -200 * 4).all()
+    # Every episode adapts on its own batch: the three adapted episodes of a step differ.
+    assert df.groupby("step")["return"].nunique().min() > 1
+    train = pd.read_csv(tmp_path / "train.csv")
+    assert train.step.tolist() == [3, 6]
+    assert (train.adv_coef > 0).all() and (train.policy_inner_lr > 0).all()
+    assert (train.heldout_value_loss_before > 0).all()
     resolved = yaml.safe_load((tmp_path / "config.yaml").read_text())
     assert resolved["train_tasks"] == [3] and resolved["test_tasks"] == [11]
     assert torch.load(tmp_path / "checkpoint.pt", weights_only=False)["step"] == 6

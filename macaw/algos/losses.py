@@ -14,6 +14,14 @@ def value_loss(values: torch.Tensor, mc_returns: torch.Tensor) -> torch.Tensor:
     return (values - mc_returns).pow(2).mean(-1)
 
 
+def bootstrapped_returns(mc_returns: torch.Tensor, tail_discounts: torch.Tensor,
+                         tail_values: torch.Tensor) -> torch.Tensor:
+    """``R_t + gamma^(T-t) V(s_T)``: the Monte-Carlo return to the end of the episode plus the
+    value of the state the time limit cut it at (SPEC §4.1; ``tail_discounts`` is 0 after a
+    true termination)."""
+    return mc_returns + tail_discounts * tail_values
+
+
 def awr_weights(advantages: torch.Tensor, temperature: float = 1.0,
                 max_weight: float = 20.0) -> torch.Tensor:
     """Eq. 1's weights ``min(exp(A_hat / T), max_weight)`` with ``A_hat`` the advantages

@@ -9,9 +9,28 @@ disjoint outer batch ``D_ts``:
    differentiated through the inner steps (full second order).
 
 ``eta`` and ``alpha`` are one learned rate per parameter tensor (``softplus(rho)``); lambda is
-learned too unless ``learn_adv_coef`` is off. With ``inner_steps = n > 1`` the value takes its
-n steps first, then the policy takes n steps against the adapted value (as at meta-test,
-Algorithm 2). AWR weights and advantage targets are constants (no gradient into the value).
+``softplus(rho_lambda)``, always positive, learned with the rates unless ``learn_adv_coef`` is
+off. With ``inner_steps = n > 1`` the value takes its n steps first, then the policy takes n
+steps against the adapted value (as at meta-test, Algorithm 2). AWR weights and advantage
+targets are constants (no gradient into the value).
+
+Where the paper is silent this follows the authors' code (SPEC §4.1, ``src/macaw.py``):
+
+- **Bootstrapped advantages** (``bootstrap``). Every advantage the policy sees (inner, outer,
+  meta-test: the AWR weights and the L_ADV target) is ``R_t + gamma^(T-t) V'(s_T) - V'(s_t)``
+  with the adapted value ``V'``, ``s_T`` the last state of the transition's 200-step episode.
+  The inner value loss (Eq. 2) regresses on the plain ``R_t`` (their ``no_bootstrap: true``
+  applies to inner losses only); the outer value loss regresses on
+  ``R_t + gamma^(T-t) Vbar(s_T)``, ``Vbar`` a fresh copy of the value meta-parameters moved
+  towards the adapted value after each inner step, ``Vbar <- p Vbar + (1-p) V'`` with
+  ``p = value_target_polyak`` (0.9; their ``target_vf_alpha``). The observations carry no time
+  index, so without the tail a return to a fixed horizon is largely time-to-go noise to the
+  value net. We average the *effective* weights of ``Vbar`` and ``V'``; the authors average the
+  raw WT parameters, which differs only by a term second order in the inner rates.
+- **lambda = softplus(rho_lambda)** in the learned-rate optimiser (their ``_adv_coef`` with
+  its own Adam at ``lrlr``); ``rho_lambda`` starts at ``softplus^-1(adv_coef)`` so lambda
+  starts at exactly ``adv_coef`` (theirs at ``log(1 + adv_coef)``, 0.00995 for 0.01).
+- **WT initialisation** (``wt_init``): :func:`macaw.nets.layers.init_layer`.
 
 :func:`meta_loss_reference` is the straightforward per-task loop of the authors' code (each
 adapted parameter tensor materialised). :func:`meta_loss` is the fast one: all tasks at once,
@@ -30,9 +49,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from macaw.algos.losses import advantage_loss, awr_loss, awr_weights, value_loss
-from macaw.data import Batch, TaskData, contiguous_indices, uniform_indices
-from macaw.nets.layers import (LayerState, Params, adapt_state, effective_weights,
+from macaw.algos.losses import (advantage_loss, awr_loss, awr_weights, bootstrapped_returns,
+                                value_loss)
+from macaw.data import Batch, MetaBatch, TaskData, sample_meta_batch
+from macaw.nets.layers import (WT_INITS, LayerState, Params, adapt_state, effective_weights,
                                initial_state, state_weights)
 from macaw.nets.networks import (ADVANTAGE_HEAD, POLICY_STD, MetaNet, gaussian_log_prob,
                                  policy_forward, policy_net, value_forward, value_net)
@@ -51,9 +71,18 @@ class MACAWConfig:
     adv_loss: bool = True
     """Add the advantage-regression loss to the inner policy loss (off: MAML+AWR)."""
     adv_coef: float = 1e-2
-    """Initial lambda of Eq. 3."""
+    """Initial lambda of Eq. 3 (lambda = softplus(rho_lambda), always positive)."""
     learn_adv_coef: bool = True
-    """Learn lambda in the outer loop (authors' code) or keep it fixed."""
+    """Learn lambda in the outer loop with the inner rates (authors' code) or keep it fixed."""
+    wt_init: str = "authors"
+    """WT layer initialisation: ``authors`` (z ~ N(0, 1/out^2), their WLinear) or ``uniform``
+    (z ~ U(-1, 1), our earlier choice; the ablation)."""
+    bootstrap: bool = True
+    """Bootstrap the policy's advantages and the outer value target at the episode's time
+    limit, as the authors' code (off: plain Monte-Carlo returns everywhere; the ablation)."""
+    value_target_polyak: float = 0.9
+    """Weight of the old value in the outer value target's per-step Polyak average
+    (the authors' ``target_vf_alpha``)."""
     inner_lr: float = 1e-3
     """Initial inner learning rate of every parameter tensor (learned)."""
     inner_value_lr: float | None = None
@@ -82,17 +111,6 @@ class MACAWConfig:
     no value function, no L_ADV). Same adaptation code as MACAW."""
 
 
-class TaskBatches(NamedTuple):
-    """Inner and outer data of a meta-batch of T tasks: tensors ``(T, B, ...)``."""
-
-    inner_obs: torch.Tensor
-    inner_actions: torch.Tensor
-    inner_returns: torch.Tensor
-    outer_obs: torch.Tensor
-    outer_actions: torch.Tensor
-    outer_returns: torch.Tensor
-
-
 class MetaBatchShape(Protocol):
     """What :meth:`MACAW.train_step` reads from the run config
     (:class:`macaw.meta_train.MetaTrainConfig`)."""
@@ -100,20 +118,6 @@ class MetaBatchShape(Protocol):
     tasks_per_batch: int
     inner_batch: int
     outer_batch: int
-
-
-def sample_task_batches(tasks: list[TaskData], tasks_per_batch: int, inner_batch: int,
-                        outer_batch: int, rng: np.random.Generator) -> TaskBatches:
-    """``tasks_per_batch`` distinct tasks; per task a contiguous inner batch from its inner
-    window and a disjoint uniform outer batch from its good window (SPEC §4)."""
-    chosen = rng.choice(len(tasks), size=min(tasks_per_batch, len(tasks)), replace=False)
-    parts = []
-    for k in chosen:
-        task = tasks[k]
-        inner = contiguous_indices(task.buffer, inner_batch, rng, task.inner_window)
-        outer = uniform_indices(task.buffer, outer_batch, rng, task.outer_window, exclude=inner)
-        parts.append((*task.take(inner), *task.take(outer)))
-    return TaskBatches(*(torch.stack(x) for x in zip(*parts)))
 
 
 def _inverse_softplus(y: float) -> float:
@@ -129,8 +133,8 @@ class MACAW(nn.Module):
         self.cfg = cfg
         self.value_net = value_net(obs_dim, cfg.width, cfg.latent, cfg.n_hidden)
         self.policy_net = policy_net(obs_dim, act_dim, cfg.width, cfg.latent, cfg.n_hidden)
-        self.value = _param_dict(self.value_net.init_params(seed, dtype))
-        self.policy = _param_dict(self.policy_net.init_params(seed + 1, dtype))
+        self.value = _param_dict(self.value_net.init_params(seed, dtype, cfg.wt_init))
+        self.policy = _param_dict(self.policy_net.init_params(seed + 1, dtype, cfg.wt_init))
         value_rho0, policy_rho0 = (
             _inverse_softplus(cfg.inner_lr if lr is None else lr)
             for lr in (cfg.inner_value_lr, cfg.inner_policy_lr))
@@ -138,25 +142,35 @@ class MACAW(nn.Module):
             {k: nn.Parameter(torch.tensor(value_rho0, dtype=dtype)) for k in self.value})
         self.policy_rho = nn.ParameterDict(
             {k: nn.Parameter(torch.tensor(policy_rho0, dtype=dtype)) for k in self.policy})
-        self.adv_coef = nn.Parameter(torch.tensor(cfg.adv_coef, dtype=dtype),
-                                     requires_grad=cfg.learn_adv_coef and cfg.adv_loss)
+        self.adv_coef_rho = nn.Parameter(
+            torch.tensor(_inverse_softplus(cfg.adv_coef), dtype=dtype),
+            requires_grad=cfg.learn_adv_coef and cfg.adv_loss)
         if cfg.behaviour_cloning and cfg.adv_loss:
             raise ValueError("MACAWConfig: behaviour_cloning needs adv_loss=False "
                              "(Meta-BC has no advantage head loss)")
+        if cfg.wt_init not in WT_INITS:
+            raise ValueError(f"MACAWConfig: wt_init {cfg.wt_init!r}; expected one of {WT_INITS}")
+        if not 0.0 <= cfg.value_target_polyak < 1.0:
+            raise ValueError(f"MACAWConfig: value_target_polyak {cfg.value_target_polyak}; "
+                             "expected a number in [0, 1)")
+
+    @property
+    def adv_coef(self) -> torch.Tensor:
+        """lambda of Eq. 3, ``softplus(rho_lambda)`` (SPEC §4.1)."""
+        return nn.functional.softplus(self.adv_coef_rho)
 
     def train_step(self, optimizers: dict[str, torch.optim.Optimizer], tasks: list[TaskData],
                    data: "MetaBatchShape", rng: np.random.Generator) -> dict[str, float]:
         """One meta-step on a freshly sampled meta-batch of ``tasks``."""
-        batch = sample_task_batches(tasks, data.tasks_per_batch, data.inner_batch,
-                                    data.outer_batch, rng)
+        batch = sample_meta_batch(tasks, data.tasks_per_batch, data.inner_batch,
+                                  data.outer_batch, rng)
         return meta_step(self, optimizers, batch)
 
     def adapt_policies(self, batch: Batch) -> list[Callable[[torch.Tensor], torch.Tensor]]:
         """Algorithm 2: adapt on each task's batch ``(T, B, ...)``; one deterministic policy
         (the mean action) per task."""
         with torch.enable_grad():
-            _, p_weights = adapt(self, batch.observations, batch.actions, batch.mc_returns,
-                                 self.cfg.inner_steps)
+            p_weights = adapt(self, batch, self.cfg.inner_steps).policy
         policies = []
         for k in range(batch.observations.shape[0]):
             # Layers that were not adapted (an unused head) still hold the shared weights.
@@ -164,6 +178,31 @@ class MACAW(nn.Module):
                        else (w.detach(), b.detach()) for w, b in p_weights]
             policies.append(lambda obs, weights=weights: policy_forward(weights, obs)[0])
         return policies
+
+    def unadapted_policy(self) -> Callable[[torch.Tensor], torch.Tensor]:
+        """The meta-policy before adaptation (the baseline of the adaptation gain)."""
+        weights = [(w.detach(), b.detach()) for w, b in _weights(self.policy_net,
+                                                                  self.params("policy"))]
+        return lambda obs: policy_forward(weights, obs)[0]
+
+    def inner_rate_summary(self) -> dict[str, float]:
+        """Mean learned inner rate of the value and of the policy tensors, and lambda."""
+        with torch.no_grad():
+            out = {f"{w}_inner_lr": float(torch.stack(list(self.inner_lrs(w).values())).mean())
+                   for w in ("value", "policy")}
+            out["adv_coef"] = float(self.adv_coef)
+        return out
+
+    def diagnostics(self, tasks: list[TaskData], data: "MetaBatchShape",
+                    rng: np.random.Generator) -> dict[str, float]:
+        """What limits the single adaptation step (``train.csv``): the mean learned inner
+        rates, lambda, and on a fresh meta-batch the value loss on the outer (held-out)
+        transitions before and after the inner step."""
+        batch = sample_meta_batch(tasks, data.tasks_per_batch, data.inner_batch,
+                                  data.outer_batch, rng)
+        before, after = held_out_value_losses(self, batch)
+        return {**self.inner_rate_summary(), "heldout_value_loss_before": before,
+                "heldout_value_loss_after": after}
 
     def online_agent(self, context: Batch) -> "MACAWOnlineAgent":
         """Online fine-tuning on one test task (paper C.2), starting from ``context`` (B, ...)."""
@@ -179,15 +218,16 @@ class MACAW(nn.Module):
 
     def optimizers(self) -> dict[str, torch.optim.Optimizer]:
         # Fused Adam: one kernel per step instead of a dozen passes over ~5M parameters.
-        fused = {"fused": True} if self.adv_coef.device.type in ("cpu", "cuda") else {}
-        policy_params = list(self.policy.values())
-        if self.adv_coef.requires_grad:
-            policy_params.append(self.adv_coef)
+        fused = {"fused": True} if self.adv_coef_rho.device.type in ("cpu", "cuda") else {}
+        # lambda's logit trains with the inner rates, as the authors' own Adam at lrlr does.
+        rates = [*self.value_rho.values(), *self.policy_rho.values()]
+        if self.adv_coef_rho.requires_grad:
+            rates.append(self.adv_coef_rho)
         return {
             "value": torch.optim.Adam(self.value.values(), lr=self.cfg.outer_value_lr, **fused),
-            "policy": torch.optim.Adam(policy_params, lr=self.cfg.outer_policy_lr, **fused),
-            "lr": torch.optim.Adam([*self.value_rho.values(), *self.policy_rho.values()],
-                                   lr=self.cfg.lr_lr, **fused),
+            "policy": torch.optim.Adam(self.policy.values(), lr=self.cfg.outer_policy_lr,
+                                       **fused),
+            "lr": torch.optim.Adam(rates, lr=self.cfg.lr_lr, **fused),
         }
 
 
@@ -215,63 +255,128 @@ def _batched_grad_step(net: MetaNet, params: Params, lrs: dict[str, torch.Tensor
             for spec, s, f, g in zip(net.layers, states, flats, grads)]
 
 
-def adapt(model: MACAW, obs: torch.Tensor, actions: torch.Tensor, returns: torch.Tensor,
-          n_steps: int) -> tuple[list, list]:
+class Adapted(NamedTuple):
+    """Per-task effective weights ``[(W, b), ...]`` after the inner loop: the adapted value and
+    policy, and ``value_target`` (the Polyak-averaged value of the outer value target; None
+    without bootstrapping or for Meta-BC)."""
+
+    value: list
+    policy: list
+    value_target: list | None
+
+
+def policy_advantages(cfg: MACAWConfig, v_weights: list, batch: Batch) -> torch.Tensor:
+    """Advantages of the batch's actions under the (adapted) value, constants: with
+    ``bootstrap`` ``R_t + gamma^(T-t) V(s_T) - V(s_t)`` (the authors' code), else
+    ``R_t - V(s_t)``."""
+    with torch.no_grad():
+        values = value_forward(v_weights, batch.observations)
+        return _targets(cfg, batch, v_weights) - values
+
+
+def _targets(cfg: MACAWConfig, batch: Batch, tail_weights: list | None) -> torch.Tensor:
+    """``R_t + gamma^(T-t) V(s_T)`` with the value ``tail_weights`` (no gradient), or ``R_t``."""
+    if not cfg.bootstrap or tail_weights is None:
+        return batch.mc_returns
+    with torch.no_grad():
+        tail = value_forward(tail_weights, batch.tail_observations)
+    return bootstrapped_returns(batch.mc_returns, batch.tail_discounts, tail)
+
+
+def polyak(cfg: MACAWConfig, target: list, weights: list) -> list:
+    """``p * target + (1 - p) * weights`` layer by layer, detached (the value target)."""
+    p = cfg.value_target_polyak
+    return [(p * tw + (1 - p) * w.detach(), p * tb + (1 - p) * b.detach())
+            for (tw, tb), (w, b) in zip(target, weights)]
+
+
+def _policy_inner_loss(model: MACAW, batch: Batch, weights_awr: torch.Tensor,
+                       advantages: torch.Tensor | None):
+    """Eq. 3 (Meta-BC: the behaviour-cloning NLL) as a function of the policy's weights."""
+    cfg = model.cfg
+
+    def loss_fn(w):
+        mean, adv_pred = policy_forward(w, batch.observations,
+                                        batch.actions if cfg.adv_loss else None)
+        loss = awr_loss(gaussian_log_prob(mean, batch.actions), weights_awr)
+        if cfg.adv_loss:
+            loss = loss + model.adv_coef * advantage_loss(adv_pred, advantages)
+        return loss
+    return loss_fn
+
+
+def adapt(model: MACAW, batch: Batch, n_steps: int) -> Adapted:
     """Adapted value and policy effective weights for each task (Algorithm 2 / inner loop of
-    Algorithm 1). ``obs (T, B, obs_dim)``; returns per-task weight lists ``[(W, b), ...]``."""
-    cfg, n_tasks = model.cfg, obs.shape[0]
+    Algorithm 1) on ``batch`` ``(T, B, ...)``."""
+    cfg, n_tasks = model.cfg, batch.observations.shape[0]
+    obs, returns = batch.observations, batch.mc_returns
     v_params, p_params = model.params("value"), model.params("policy")
+    v_target = None
     if cfg.behaviour_cloning:
         v_weights, advantages, weights_awr = [], None, torch.ones_like(returns)
     else:
         v_states = [initial_state(s, v_params) for s in model.value_net.layers]
+        v_target = [(w.detach(), b.detach()) for w, b in _weights(model.value_net, v_params)]
         for step in range(n_steps):
+            # Eq. 2 on the plain Monte-Carlo return (the authors' no_bootstrap, inner only).
             v_states = _batched_grad_step(
                 model.value_net, v_params, model.inner_lrs("value"), v_states, n_tasks,
                 lambda w: value_loss(value_forward(w, obs), returns), last=step == n_steps - 1)
-        v_weights = [state_weights(s, st) for s, st in zip(model.value_net.layers, v_states)]
-        with torch.no_grad():      # AWR weights and L_ADV targets are constants
-            advantages = returns - value_forward(v_weights, obs)
+            v_weights = [state_weights(s, st) for s, st in zip(model.value_net.layers, v_states)]
+            v_target = polyak(cfg, v_target, v_weights)
+        advantages = policy_advantages(cfg, v_weights, batch)
         weights_awr = awr_weights(advantages, cfg.temperature, cfg.max_weight)
 
-    def policy_inner_loss(w):
-        mean, adv_pred = policy_forward(w, obs, actions if cfg.adv_loss else None)
-        loss = awr_loss(gaussian_log_prob(mean, actions), weights_awr)
-        if cfg.adv_loss:
-            loss = loss + model.adv_coef * advantage_loss(adv_pred, advantages)
-        return loss
-
+    loss_fn = _policy_inner_loss(model, batch, weights_awr, advantages)
     p_states = [initial_state(s, p_params) for s in model.policy_net.layers]
     for step in range(n_steps):
         # After the last step only the trunk and mean are read (outer loss, rollouts).
         skip = ADVANTAGE_HEAD if step == n_steps - 1 else frozenset()
         p_states = _batched_grad_step(model.policy_net, p_params, model.inner_lrs("policy"),
-                                      p_states, n_tasks, policy_inner_loss, skip,
+                                      p_states, n_tasks, loss_fn, skip,
                                       last=step == n_steps - 1)
     p_weights = [state_weights(s, st) for s, st in zip(model.policy_net.layers, p_states)]
-    return v_weights, p_weights
+    return Adapted(v_weights, p_weights, v_target if cfg.bootstrap else None)
 
 
-def outer_losses(cfg: MACAWConfig, v_weights: list, p_weights: list, obs: torch.Tensor,
-                 actions: torch.Tensor, returns: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per-task outer losses ``L_V(phi', D_ts)`` and ``L_AWR(theta', phi', D_ts)`` (Meta-BC:
-    no value loss and every weight 1, i.e. the behaviour-cloning NLL)."""
-    mean, _ = policy_forward(p_weights, obs)
+def outer_losses(cfg: MACAWConfig, adapted: Adapted, batch: Batch,
+                 ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-task outer losses ``L_V(phi', D_ts)`` (onto ``R_t + gamma^(T-t) Vbar(s_T)`` with
+    bootstrapping) and ``L_AWR(theta', phi', D_ts)`` (Meta-BC: no value loss and every weight
+    1, i.e. the behaviour-cloning NLL)."""
+    obs, actions, returns = batch.observations, batch.actions, batch.mc_returns
+    mean, _ = policy_forward(adapted.policy, obs)
     if cfg.behaviour_cloning:
         return (returns.new_zeros(returns.shape[:-1]),
                 awr_loss(gaussian_log_prob(mean, actions), torch.ones_like(returns)))
-    values = value_forward(v_weights, obs)
-    weights = awr_weights(returns - values, cfg.temperature, cfg.max_weight)
-    return value_loss(values, returns), awr_loss(gaussian_log_prob(mean, actions), weights)
+    values = value_forward(adapted.value, obs)
+    target = _targets(cfg, batch, adapted.value_target)
+    weights = awr_weights(policy_advantages(cfg, adapted.value, batch), cfg.temperature,
+                          cfg.max_weight)
+    return value_loss(values, target), awr_loss(gaussian_log_prob(mean, actions), weights)
 
 
-def meta_loss(model: MACAW, batch: TaskBatches) -> tuple[torch.Tensor, torch.Tensor]:
+def meta_loss(model: MACAW, batch: MetaBatch) -> tuple[torch.Tensor, torch.Tensor]:
     """Outer value and policy losses summed over the tasks of ``batch`` (fast path)."""
-    v_w, p_w = adapt(model, batch.inner_obs, batch.inner_actions, batch.inner_returns,
-                     model.cfg.inner_steps)
-    lv, lp = outer_losses(model.cfg, v_w, p_w, batch.outer_obs, batch.outer_actions,
-                          batch.outer_returns)
+    adapted = adapt(model, batch.inner, model.cfg.inner_steps)
+    lv, lp = outer_losses(model.cfg, adapted, batch.outer)
     return lv.sum(), lp.sum()
+
+
+def held_out_value_losses(model: MACAW, batch: MetaBatch) -> tuple[float, float]:
+    """Diagnostic: the mean over tasks of the value loss on the outer (held-out) transitions
+    before and after the inner step, both against the same target (the outer value target)."""
+    cfg = model.cfg
+    if cfg.behaviour_cloning:
+        return math.nan, math.nan
+    with torch.enable_grad():
+        adapted = adapt(model, batch.inner, cfg.inner_steps)
+    with torch.no_grad():
+        target = _targets(cfg, batch.outer, adapted.value_target)
+        before = value_loss(value_forward(_weights(model.value_net, model.params("value")),
+                                          batch.outer.observations), target)
+        after = value_loss(value_forward(adapted.value, batch.outer.observations), target)
+    return float(before.mean()), float(after.mean())
 
 
 # ------------------------------------------------------------------------ reference path
@@ -290,48 +395,52 @@ def _weights(net: MetaNet, params: Params) -> list:
     return [effective_weights(spec, params) for spec in net.layers]
 
 
-def adapt_params(model: MACAW, obs: torch.Tensor, act: torch.Tensor, ret: torch.Tensor,
-                 n_steps: int, phi: Params, theta: Params, create_graph: bool = True,
-                 ) -> tuple[Params, Params]:
-    """One task's inner loop on full parameter dicts: ``n_steps`` SGD steps of Eq. 2 on the
-    value ``phi``, then ``n_steps`` of Eq. 3 on the policy ``theta`` against the adapted value
-    (the reference path, and online fine-tuning with ``create_graph=False``)."""
+def adapt_params(model: MACAW, batch: Batch, n_steps: int, phi: Params, theta: Params,
+                 create_graph: bool = True) -> tuple[Params, Params, list | None]:
+    """One task's inner loop on full parameter dicts (``batch`` of shape ``(B, ...)``):
+    ``n_steps`` SGD steps of Eq. 2 on the value ``phi``, then ``n_steps`` of Eq. 3 on the
+    policy ``theta`` against the adapted value (the reference path, and online fine-tuning with
+    ``create_graph=False``). Also returns the outer value target's effective weights."""
     cfg = model.cfg
+    advantages, v_target = None, None
     if cfg.behaviour_cloning:
-        w_awr = torch.ones_like(ret)
+        w_awr = torch.ones_like(batch.mc_returns)
     else:
+        v_target = [(w.detach(), b.detach()) for w, b in _weights(model.value_net, phi)]
         for _ in range(n_steps):
             phi = _sgd_step(phi, model.inner_lrs("value"), value_loss(
-                value_forward(_weights(model.value_net, phi), obs), ret), create_graph)
-        with torch.no_grad():
-            advantages = ret - value_forward(_weights(model.value_net, phi), obs)
+                value_forward(_weights(model.value_net, phi), batch.observations),
+                batch.mc_returns), create_graph)
+            v_target = polyak(cfg, v_target, _weights(model.value_net, phi))
+        advantages = policy_advantages(cfg, _weights(model.value_net, phi), batch)
         w_awr = awr_weights(advantages, cfg.temperature, cfg.max_weight)
+    loss_fn = _policy_inner_loss(model, batch, w_awr, advantages)
     for _ in range(n_steps):
-        mean, adv_pred = policy_forward(_weights(model.policy_net, theta), obs,
-                                        act if cfg.adv_loss else None)
-        loss = awr_loss(gaussian_log_prob(mean, act), w_awr)
-        if cfg.adv_loss:
-            loss = loss + model.adv_coef * advantage_loss(adv_pred, advantages)
-        theta = _sgd_step(theta, model.inner_lrs("policy"), loss, create_graph)
-    return phi, theta
+        theta = _sgd_step(theta, model.inner_lrs("policy"),
+                          loss_fn(_weights(model.policy_net, theta)), create_graph)
+    return phi, theta, v_target if cfg.bootstrap else None
 
 
-def meta_loss_reference(model: MACAW, batch: TaskBatches) -> tuple[torch.Tensor, torch.Tensor]:
+def _task(batch: Batch, t: int) -> Batch:
+    return Batch(*(x[t] for x in batch))
+
+
+def meta_loss_reference(model: MACAW, batch: MetaBatch) -> tuple[torch.Tensor, torch.Tensor]:
     """The same objective as :func:`meta_loss`, task by task, every adapted parameter tensor
     (including each ``wt_weight``) materialised, as in the authors' implementation."""
     cfg = model.cfg
     total_v = total_p = 0.0
-    for t in range(batch.inner_obs.shape[0]):
-        obs, act, ret = batch.inner_obs[t], batch.inner_actions[t], batch.inner_returns[t]
-        phi, theta = adapt_params(model, obs, act, ret, cfg.inner_steps,
-                                  model.params("value"), model.params("policy"))
-        lv, lp = outer_losses(cfg, _weights(model.value_net, phi), _weights(model.policy_net, theta),
-                              batch.outer_obs[t], batch.outer_actions[t], batch.outer_returns[t])
+    for t in range(batch.inner.observations.shape[0]):
+        phi, theta, v_target = adapt_params(model, _task(batch.inner, t), cfg.inner_steps,
+                                            model.params("value"), model.params("policy"))
+        adapted = Adapted(_weights(model.value_net, phi), _weights(model.policy_net, theta),
+                          v_target)
+        lv, lp = outer_losses(cfg, adapted, _task(batch.outer, t))
         total_v, total_p = total_v + lv, total_p + lp
     return total_v, total_p
 
 
-def meta_step(model: MACAW, optimizers: dict[str, torch.optim.Optimizer], batch: TaskBatches,
+def meta_step(model: MACAW, optimizers: dict[str, torch.optim.Optimizer], batch: MetaBatch,
               reference: bool = False) -> dict[str, float]:
     """One meta-training step (Algorithm 1, lines 5-10): losses, backward, optimiser steps."""
     for opt in optimizers.values():
@@ -340,7 +449,7 @@ def meta_step(model: MACAW, optimizers: dict[str, torch.optim.Optimizer], batch:
     (lv + lp).backward()
     for opt in optimizers.values():
         opt.step()
-    n = batch.inner_obs.shape[0]
+    n = batch.inner.observations.shape[0]
     return {"value_loss": lv.item() / n, "policy_loss": lp.item() / n,
             "adv_coef": model.adv_coef.item()}
 
@@ -362,9 +471,8 @@ class MACAWOnlineAgent:
         self.model = model
         detached = {w: {k: v.detach().clone().requires_grad_() for k, v in model.params(w).items()}
                     for w in ("value", "policy")}
-        self._set(*adapt_params(
-            model, context.observations, context.actions, context.mc_returns,
-            model.cfg.inner_steps, detached["value"], detached["policy"], create_graph=False))
+        self._set(*adapt_params(model, context, model.cfg.inner_steps, detached["value"],
+                                detached["policy"], create_graph=False)[:2])
         self.optimizers = [
             torch.optim.Adam(self.phi.values(), lr=model.cfg.finetune_value_lr),
             torch.optim.Adam(self.theta.values(), lr=model.cfg.finetune_policy_lr)]
@@ -378,11 +486,13 @@ class MACAWOnlineAgent:
             self.policy_weights = _weights(self.model.policy_net, self.theta)
 
     def losses(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
-        """Eq. 2 on the value and Eq. 3 on the policy, at the current parameters."""
+        """Eq. 2 on the value (plain returns, as the inner loss) and Eq. 3 on the policy
+        (advantages bootstrapped as in the inner loop), at the current parameters."""
         model, cfg = self.model, self.model.cfg
         obs, act, ret = batch.observations, batch.actions, batch.mc_returns
-        values = value_forward(_weights(model.value_net, self.phi), obs)
-        advantages = (ret - values).detach()
+        v_weights = _weights(model.value_net, self.phi)
+        values = value_forward(v_weights, obs)
+        advantages = policy_advantages(cfg, v_weights, batch)
         mean, adv_pred = policy_forward(_weights(model.policy_net, self.theta), obs,
                                         act if cfg.adv_loss else None)
         weights = (torch.ones_like(ret) if cfg.behaviour_cloning

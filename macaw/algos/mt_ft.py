@@ -7,9 +7,13 @@ every training task; the task enters as a one-hot input appended to the observat
     x = [s, 0]    at meta-test (a test task is unseen, so it has no one-hot).
 
 Meta-training (no inner loop): per step, ``tasks_per_batch`` training tasks, for each
-``outer_batch`` transitions drawn uniformly from its good window; value regression onto
-Monte-Carlo returns (Eq. 2) and AWR (Eq. 1) with advantages ``R - V(x)`` from the value
-*before* this step's update, one Adam step on each network. Losses are averaged over the
+``outer_batch`` transitions drawn uniformly from its outer window (the same data MACAW's outer
+batches come from, :func:`macaw.data.sample_meta_batch`); value regression (Eq. 2) and AWR
+(Eq. 1) with advantages from the value *before* this step's update, one Adam step on each
+network. As in the authors' multi-task code (SPEC §4.1) both are bootstrapped at the time
+limit (``bootstrap``): the value target is ``R_t + gamma^(T-t) V(x_T)`` and the advantage
+``R_t + gamma^(T-t) V(x_T) - V(x_t)``, ``V`` the current value (a constant); fine-tuning does
+the same with the copy being tuned. Losses are averaged over the
 sampled tasks (the authors' code summed them and divided by the number of training tasks:
 a constant factor, which Adam ignores).
 
@@ -32,8 +36,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from macaw.algos.losses import awr_loss, awr_weights, value_loss
-from macaw.data import Batch, TaskData, uniform_indices
+from macaw.algos.losses import awr_loss, awr_weights, bootstrapped_returns, value_loss
+from macaw.data import Batch, TaskData, sample_meta_batch
 from macaw.nets.layers import LayerSpec, Params, affine, effective_weights
 from macaw.nets.networks import MetaNet, Weights, gaussian_log_prob, value_forward, value_net
 
@@ -66,6 +70,8 @@ class MTFTConfig:
     """AWR temperature T."""
     max_weight: float = 20.0
     """Clip of the AWR weights (Table 3: max advantage clip 20)."""
+    bootstrap: bool = True
+    """Bootstrap value targets and advantages at the episode's time limit (authors' code)."""
 
 
 # ------------------------------------------------------------------------------ networks
@@ -100,36 +106,29 @@ def task_inputs(obs: torch.Tensor, task_index: torch.Tensor | None, n_tasks: int
 
 # --------------------------------------------------------------------------------- losses
 
-def multitask_losses(v_weights: Weights, p_weights: Weights, inputs: torch.Tensor,
-                     actions: torch.Tensor, returns: torch.Tensor, temperature: float,
-                     max_weight: float) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per-task value loss (Eq. 2) and AWR loss (Eq. 1), the AWR advantages ``R - V(x)``
-    taken from ``v_weights`` as constants. Inputs ``(T, B, ...)``; outputs ``(T,)``."""
+def value_targets(v_weights: Weights, batch: Batch, tail_inputs: torch.Tensor,
+                  bootstrap: bool) -> torch.Tensor:
+    """``R_t + gamma^(T-t) V(x_T)`` (a constant), or ``R_t`` without bootstrapping."""
+    if not bootstrap:
+        return batch.mc_returns
+    with torch.no_grad():
+        tail = value_forward(v_weights, tail_inputs)
+    return bootstrapped_returns(batch.mc_returns, batch.tail_discounts, tail)
+
+
+def multitask_losses(v_weights: Weights, p_weights: Weights, batch: Batch,
+                     task_index: torch.Tensor | None, n_tasks: int, cfg: "MTFTConfig",
+                     ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-task value loss (Eq. 2) and AWR loss (Eq. 1) on ``batch`` ``(T, B, ...)``; the
+    advantages ``target - V(x)`` come from ``v_weights`` as constants. ``task_index`` None:
+    the zero one-hot of an unseen task."""
+    inputs = task_inputs(batch.observations, task_index, n_tasks)
+    tail_inputs = task_inputs(batch.tail_observations, task_index, n_tasks)
     values = value_forward(v_weights, inputs)
-    weights = awr_weights(returns - values, temperature, max_weight)
-    log_probs = gaussian_log_prob(policy_mean(p_weights, inputs), actions)
-    return value_loss(values, returns), awr_loss(log_probs, weights)
-
-
-class MultiTaskBatch(NamedTuple):
-    """Training data of one step: ``task_index (T,)`` (position in the training-task list)
-    and each task's transitions ``(T, B, ...)``."""
-
-    task_index: torch.Tensor
-    observations: torch.Tensor
-    actions: torch.Tensor
-    mc_returns: torch.Tensor
-
-
-def sample_multitask_batch(tasks: list[TaskData], tasks_per_batch: int, batch_size: int,
-                           rng: np.random.Generator) -> MultiTaskBatch:
-    """``tasks_per_batch`` distinct tasks, each with ``batch_size`` transitions drawn uniformly
-    from its good (outer) window."""
-    chosen = rng.choice(len(tasks), size=min(tasks_per_batch, len(tasks)), replace=False)
-    parts = [tasks[k].take(uniform_indices(tasks[k].buffer, batch_size, rng,
-                                           tasks[k].outer_window)) for k in chosen]
-    obs, actions, returns = (torch.stack(x) for x in zip(*parts))
-    return MultiTaskBatch(torch.as_tensor(chosen, device=obs.device), obs, actions, returns)
+    targets = value_targets(v_weights, batch, tail_inputs, cfg.bootstrap)
+    weights = awr_weights(targets - values, cfg.temperature, cfg.max_weight)
+    log_probs = gaussian_log_prob(policy_mean(p_weights, inputs), batch.actions)
+    return value_loss(values, targets), awr_loss(log_probs, weights)
 
 
 # ---------------------------------------------------------------------------- fine-tuning
@@ -148,8 +147,7 @@ def _per_task_copy(params: Params, n_tasks: int) -> Params:
             for k, v in params.items()}
 
 
-def finetune(model: "MTFT", obs: torch.Tensor, actions: torch.Tensor,
-             returns: torch.Tensor) -> FineTuned:
+def finetune(model: "MTFT", batch: Batch) -> FineTuned:
     """Meta-test fine-tuning of fresh copies of ``model``'s networks on each task's batch
     ``(T, B, ...)``, task one-hot zero: ``finetune_steps`` rounds of one value Adam step (Eq. 2)
     then one policy Adam step (Eq. 1, advantages from the value as just updated).
@@ -157,23 +155,26 @@ def finetune(model: "MTFT", obs: torch.Tensor, actions: torch.Tensor,
     All T tasks are tuned at once: the copies are stacked along a leading task dim and the
     per-task losses summed, so each task's slice gets exactly its own gradient, and Adam
     (elementwise) takes exactly the steps it would take on that task alone."""
-    cfg = model.cfg
-    inputs = task_inputs(obs, None, model.n_tasks)
-    value = _per_task_copy(model.params("value"), obs.shape[0])
-    policy = _per_task_copy(model.params("policy"), obs.shape[0])
+    cfg, n = model.cfg, model.n_tasks
+    inputs = task_inputs(batch.observations, None, n)
+    tail_inputs = task_inputs(batch.tail_observations, None, n)
+    value = _per_task_copy(model.params("value"), inputs.shape[0])
+    policy = _per_task_copy(model.params("policy"), inputs.shape[0])
     optimizers = {"value": torch.optim.Adam(value.values(), lr=cfg.finetune_value_lr),
                   "policy": torch.optim.Adam(policy.values(), lr=cfg.finetune_policy_lr)}
     for _ in range(cfg.finetune_steps):
         v_weights = net_weights(model.value_net, value)
+        targets = value_targets(v_weights, batch, tail_inputs, cfg.bootstrap)
         optimizers["value"].zero_grad(set_to_none=True)
-        value_loss(value_forward(v_weights, inputs), returns).sum().backward()
+        value_loss(value_forward(v_weights, inputs), targets).sum().backward()
         optimizers["value"].step()
 
         with torch.no_grad():
-            advantages = returns - value_forward(v_weights, inputs)
+            targets = value_targets(v_weights, batch, tail_inputs, cfg.bootstrap)
+            advantages = targets - value_forward(v_weights, inputs)
         weights = awr_weights(advantages, cfg.temperature, cfg.max_weight)
         log_probs = gaussian_log_prob(policy_mean(net_weights(model.policy_net, policy), inputs),
-                                      actions)
+                                      batch.actions)
         optimizers["policy"].zero_grad(set_to_none=True)
         awr_loss(log_probs, weights).sum().backward()
         optimizers["policy"].step()
@@ -215,11 +216,9 @@ class MTFT(nn.Module):
                    data: "MetaTrainConfig", rng: np.random.Generator) -> dict[str, float]:
         """One multi-task AWR step on ``data.tasks_per_batch`` tasks x ``data.outer_batch``
         transitions (``data``: :class:`macaw.meta_train.MetaTrainConfig`)."""
-        batch = sample_multitask_batch(tasks, data.tasks_per_batch, data.outer_batch, rng)
-        inputs = task_inputs(batch.observations, batch.task_index, self.n_tasks)
-        lv, lp = multitask_losses(self.weights("value"), self.weights("policy"), inputs,
-                                  batch.actions, batch.mc_returns, self.cfg.temperature,
-                                  self.cfg.max_weight)
+        batch = sample_meta_batch(tasks, data.tasks_per_batch, 0, data.outer_batch, rng)
+        lv, lp = multitask_losses(self.weights("value"), self.weights("policy"), batch.outer,
+                                  batch.task_index, self.n_tasks, self.cfg)
         lv, lp = lv.mean(), lp.mean()
         for opt in optimizers.values():
             opt.zero_grad(set_to_none=True)
@@ -228,12 +227,17 @@ class MTFT(nn.Module):
             opt.step()
         return {"value_loss": lv.item(), "policy_loss": lp.item()}
 
+    def unadapted_policy(self) -> Callable[[torch.Tensor], torch.Tensor]:
+        """The multi-task policy with the zero one-hot, not fine-tuned."""
+        weights = [(w.detach(), b.detach()) for w, b in self.weights("policy")]
+        return lambda obs: policy_mean(weights, task_inputs(obs, None, self.n_tasks))
+
     def adapt_policies(self, batch: Batch) -> list[Callable[[torch.Tensor], torch.Tensor]]:
         """Fine-tune copies on each task's batch ``(T, B, ...)`` (:func:`finetune`); one
         deterministic policy (the mean action, zero task one-hot) per task. The meta-trained
         networks are not touched."""
         with torch.enable_grad():
-            tuned = finetune(self, batch.observations, batch.actions, batch.mc_returns)
+            tuned = finetune(self, batch)
         p_weights = net_weights(self.policy_net, tuned.policy)
         policies = []
         for k in range(batch.observations.shape[0]):

@@ -246,6 +246,15 @@ class PEARL(nn.Module):
         z_means, _ = self.posterior(batch)
         return [lambda obs, z=z: torch.tanh(self.policy_gaussian(obs, z)[0]) for z in z_means]
 
+    def unadapted_policy(self) -> Callable[[torch.Tensor], torch.Tensor]:
+        """The policy with ``z`` the prior mean (zero), before any task inference."""
+        z = next(self.parameters()).new_zeros(self.cfg.latent)
+
+        def policy(obs: torch.Tensor) -> torch.Tensor:
+            with torch.no_grad():
+                return torch.tanh(self.policy_gaussian(obs, z)[0])
+        return policy
+
     def online_agent(self, context: Batch) -> "PEARLOnlineAgent":
         """Offline PEARL + fine-tuning (Appendix C.2) for one task's context ``(B, ...)``, on a
         copy of the networks: fine-tuning never changes this learner."""

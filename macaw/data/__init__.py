@@ -18,8 +18,8 @@ from macaw.data.sampling import (
     uniform_indices,
 )
 from macaw.data.splits import SPLITS, load_split, make_split, write_split
-from macaw.data.tasks import TaskData, stack_batches
-from macaw.data.windows import QUALITY_WINDOWS, window_episodes, window_indices
+from macaw.data.tasks import MetaBatch, TaskData, sample_meta_batch, stack_batches
+from macaw.data.windows import QUALITY_WINDOWS, WINDOWS, window_episodes, window_indices
 
 __all__ = [
     "SCHEMA_VERSION",
@@ -40,11 +40,12 @@ __all__ = [
     "load_split",
     "make_split",
     "write_split",
+    "MetaBatch",
     "TaskData",
-    "stack_batches",
-    "TaskData",
+    "sample_meta_batch",
     "stack_batches",
     "QUALITY_WINDOWS",
+    "WINDOWS",
     "window_episodes",
     "window_indices",
 ]

@@ -17,11 +17,13 @@ Layout (D4RL-style flat datasets; ``N`` transitions, ``E`` episodes)::
 Attributes: ``schema_version``, ``env_id``, ``family``, ``task_id``, ``task_params`` (JSON),
 ``gamma``, ``policy_steps``, ``algorithm``, ``config`` (JSON), ``created_by``.
 
-Monte-Carlo returns (the regression target R of Eq. 1, 3 and 5) are never bootstrapped: the
-behaviour trainer drops the unfinished last episode, so every buffer ends at an episode boundary,
-and a 200-step time-limit truncation is summed to the end of the episode without a ``gamma^k V``
-tail, as the authors' code did. SPEC §3 allows bootstrapping only for an episode cut by the buffer
-end; that case cannot occur here because :func:`write_task_buffer` refuses such a buffer.
+``mc_returns`` is the discounted return to the end of the transition's episode, with no value
+tail: the behaviour trainer drops the unfinished last episode, so every buffer ends at an episode
+boundary. Learners that bootstrap at the time limit (as the authors' code does, SPEC §4.1) add
+``gamma^(T-t) V(s_T)`` on top; the two quantities that needs, the episode's last next-state
+``s_T`` and ``gamma^(T-t)``, are derived on load from the episode boundaries
+(:meth:`TaskBuffer.bootstrap_tails`), so the on-disk format (schema 1) is unchanged. The authors
+stored both per transition instead (``terminal_obs``, ``terminal_discounts``).
 """
 
 from __future__ import annotations
@@ -135,6 +137,25 @@ class TaskBuffer:
     @property
     def act_dim(self) -> int:
         return int(self.actions.shape[1])
+
+    def bootstrap_tails(self) -> tuple[np.ndarray, np.ndarray]:
+        """Per transition ``t``: the index of its episode's last transition (whose
+        ``next_observations`` row is ``s_T``) and the discount ``gamma^(T-t)`` of the value tail
+        ``gamma^(T-t) V(s_T)`` that turns ``mc_returns[t]`` into the return bootstrapped at the
+        episode's end (``T`` = one past the last transition, so the last one gets ``gamma``).
+
+        An episode cut by the time limit (``timeouts``) is bootstrapped; one that ended in a
+        true environment termination (``terminals``) has nothing after it and gets discount 0.
+        The authors' code bootstraps every episode, terminated or not (SPEC §4.1); the
+        families whose episodes can terminate (ant-dir, walker-params) are the only ones where
+        the two differ."""
+        ends = episode_ends(self.terminals, self.timeouts)
+        lengths = np.diff(np.concatenate([[0], ends + 1]))
+        tail_index = np.repeat(ends, lengths).astype(np.int64)
+        steps_to_end = tail_index + 1 - np.arange(len(self), dtype=np.int64)
+        discount = np.power(float(self.gamma), steps_to_end, dtype=np.float64)
+        discount[np.asarray(self.terminals, bool)[tail_index]] = 0.0
+        return tail_index, discount.astype(np.float32)
 
     def episode_slices(self) -> list[slice]:
         """One ``slice`` of transition indices per episode, in buffer order."""

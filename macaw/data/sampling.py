@@ -17,7 +17,12 @@ from macaw.data.buffer import TaskBuffer
 
 
 class Batch(NamedTuple):
-    """A batch of transitions as tensors; ``terminals`` is float (1.0 = terminal)."""
+    """A batch of transitions as tensors; ``terminals`` is float (1.0 = terminal).
+
+    ``tail_observations`` / ``tail_discounts`` bootstrap the return at the episode's end:
+    ``mc_returns + tail_discounts * V(tail_observations)`` is the return to the end of the
+    episode plus ``gamma^(T-t) V(s_T)`` (:meth:`macaw.data.buffer.TaskBuffer.bootstrap_tails`;
+    the discount is 0 after a true termination)."""
 
     observations: torch.Tensor
     actions: torch.Tensor
@@ -25,6 +30,8 @@ class Batch(NamedTuple):
     next_observations: torch.Tensor
     terminals: torch.Tensor
     mc_returns: torch.Tensor
+    tail_observations: torch.Tensor
+    tail_discounts: torch.Tensor
 
     def to(self, device: torch.device | str) -> "Batch":
         return Batch(*(t.to(device) for t in self))
@@ -91,6 +98,7 @@ def batch_from_indices(
     def t(a: np.ndarray) -> torch.Tensor:
         return torch.as_tensor(np.ascontiguousarray(a[idx]), device=device).to(dtype)
 
+    tail_index, tail_discount = buffer.bootstrap_tails()
     return Batch(
         observations=t(buffer.observations),
         actions=t(buffer.actions),
@@ -98,6 +106,9 @@ def batch_from_indices(
         next_observations=t(buffer.next_observations),
         terminals=t(buffer.terminals),
         mc_returns=t(buffer.mc_returns),
+        tail_observations=torch.as_tensor(buffer.next_observations[tail_index[idx]],
+                                          device=device).to(dtype),
+        tail_discounts=t(tail_discount),
     )
 
 

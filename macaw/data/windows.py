@@ -1,8 +1,15 @@
-"""Data-quality windows of a lifetime buffer (paper Fig. 4 left; SPEC §3).
+"""Sampling windows of a lifetime buffer (paper Fig. 4 left; SPEC §3, §4.1).
 
 The behaviour policy improves over its lifetime, so the first trajectories of its replay buffer
 are ``bad`` data, the middle ones ``medium`` and the last ones ``good`` (the paper uses 500
-trajectories per window; configs choose ``n_trajectories`` to fit smaller buffers).
+trajectories per window; configs choose ``n_trajectories`` to fit smaller buffers). ``all`` is
+the whole lifetime, which is what the authors' standard configuration reads
+(``replay_buffer_size: -1``).
+
+A window may be sub-sampled with a ``stride``: every ``stride``-th transition of it, counted from
+its first one, as the authors' ``buffer_skip`` / ``inner_buffer_skip`` (7 in their standard
+configuration). A contiguous batch of such a window is then ``batch`` consecutive rows of the
+sub-sampled buffer: it spans ``stride`` times as many raw steps, i.e. several episodes.
 """
 
 from __future__ import annotations
@@ -12,20 +19,25 @@ import numpy as np
 from macaw.data.buffer import TaskBuffer
 
 QUALITY_WINDOWS = ("bad", "medium", "good")
+WINDOWS = ("all", *QUALITY_WINDOWS)
+"""Every window a run can sample from: the whole lifetime or one of the quality windows."""
 
 
 def window_episodes(n_episodes: int, quality: str, n_trajectories: int) -> range:
-    """Episode numbers of the ``quality`` window: first / middle / last ``n_trajectories``.
+    """Episode numbers of the ``quality`` window: all episodes, or the first / middle / last
+    ``n_trajectories``.
 
     ``n_trajectories`` is clipped to ``n_episodes``. ``medium`` is the run of episodes centred on
     episode ``n_episodes // 2`` (shifted to stay inside the buffer).
     """
-    if quality not in QUALITY_WINDOWS:
-        raise ValueError(f"unknown data quality {quality!r}; expected one of {QUALITY_WINDOWS}")
+    if quality not in WINDOWS:
+        raise ValueError(f"unknown data window {quality!r}; expected one of {WINDOWS}")
     if n_trajectories < 1:
         raise ValueError(f"n_trajectories must be >= 1, found {n_trajectories}")
     if n_episodes < 1:
         raise ValueError(f"buffer has no episodes (n_episodes={n_episodes})")
+    if quality == "all":
+        return range(0, n_episodes)
     n = min(int(n_trajectories), n_episodes)
     if quality == "bad":
         first = 0
@@ -36,10 +48,14 @@ def window_episodes(n_episodes: int, quality: str, n_trajectories: int) -> range
     return range(first, first + n)
 
 
-def window_indices(buffer: TaskBuffer, quality: str, n_trajectories: int) -> np.ndarray:
-    """Sorted transition indices (int64) of the ``quality`` window of ``buffer``."""
+def window_indices(buffer: TaskBuffer, quality: str, n_trajectories: int,
+                   stride: int = 1) -> np.ndarray:
+    """Sorted transition indices (int64) of the ``quality`` window of ``buffer``, every
+    ``stride``-th one from the window's first transition."""
+    if stride < 1:
+        raise ValueError(f"stride must be >= 1, found {stride}")
     episodes = window_episodes(buffer.n_episodes, quality, n_trajectories)
     starts = buffer.episode_starts
     begin = int(starts[episodes.start])
     end = int(starts[episodes.stop]) if episodes.stop < buffer.n_episodes else len(buffer)
-    return np.arange(begin, end, dtype=np.int64)
+    return np.arange(begin, end, stride, dtype=np.int64)

@@ -6,9 +6,11 @@ evaluated by pure functions of the layers' effective weights ``[(W, b), ...]`` โ
 
 - Value: ``obs -> h -> h -> h -> 1`` (ReLU).
 - Policy: ``obs -> h -> h -> h -> act``, ReLU hidden, ``tanh`` mean, Gaussian with fixed std
-  0.2. Advantage head: ``[pre-activation of the last hidden layer, action] -> 32 -> 1``, used
-  only by the inner-loop loss (Eq. 3-4). This follows the authors' code, where the head reads
-  the last hidden layer before its ReLU.
+  0.2. Advantage head: ``[last hidden layer (after its ReLU), action] -> 32 -> 1``, used only
+  by the inner-loop loss (Eq. 3-4). The authors' code (``MLP.head_seq`` in ``src/nn.py``,
+  SPEC ยง4.1) applies a ReLU to the concatenated ``[pre-activation, action]``, so its head reads
+  the post-ReLU hidden state too; it also zeroes the negative action components, which we
+  do not (the action enters as it is).
 """
 
 from __future__ import annotations
@@ -33,11 +35,13 @@ class MetaNet:
     kind: str
     layers: tuple[LayerSpec, ...]
 
-    def init_params(self, seed: int, dtype: torch.dtype = torch.float32) -> Params:
+    def init_params(self, seed: int, dtype: torch.dtype = torch.float32,
+                    wt_init: str = "authors") -> Params:
+        """Initial parameters (:func:`macaw.nets.layers.init_layer`; ``wt_init`` for WT layers)."""
         gen = torch.Generator().manual_seed(seed)
         params: Params = {}
         for spec in self.layers:
-            params.update(init_layer(spec, gen, dtype))
+            params.update(init_layer(spec, gen, dtype, wt_init))
         return params
 
     def n_params(self) -> int:
@@ -81,11 +85,11 @@ def policy_forward(weights: Weights, obs: torch.Tensor, actions: torch.Tensor | 
     x = obs
     for w, b in trunk[:-1]:
         x = torch.relu(affine(x, w, b))
-    pre = affine(x, *trunk[-1])
-    mean = torch.tanh(affine(torch.relu(pre), *mean_layer))
+    hidden = torch.relu(affine(x, *trunk[-1]))
+    mean = torch.tanh(affine(hidden, *mean_layer))
     if actions is None:
         return mean, None
-    h = torch.relu(affine(torch.cat([pre, actions], dim=-1), *adv0))
+    h = torch.relu(affine(torch.cat([hidden, actions], dim=-1), *adv0))
     return mean, affine(h, *adv1).squeeze(-1)
 
 
