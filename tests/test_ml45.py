@@ -246,6 +246,7 @@ def _meta_cfg():
     return MetaTrainConfig.from_dict(dict(
         family="ml45", steps=2, eval_every=2, checkpoint_every=1, inner_batch=32,
         outer_batch=32, eval_batch=32, window_trajectories=100, device="cpu",
+        eval_episodes=1, eval_unadapted=False, buffer_skip=1, inner_buffer_skip=1,
         macaw=dict(width=8, latent=2, inner_policy_lr=1e-2, inner_value_lr=1e-4)))
 
 
@@ -258,7 +259,9 @@ def test_ml45_meta_training_logs_success_and_resumes_to_the_same_rows(ml45_buffe
     train, test = [ml45_buffers[0]], [ml45_buffers[1]]
     full = pd.read_csv(run_meta_training(_meta_cfg(), train, test, tmp_path / "a",
                                          progress=False))
-    assert list(full.columns) == ["step", "task_id", "return", "success"]
+    assert list(full.columns) == ["step", "task_id", "episode", "return", "unadapted_return",
+                                  "success"]
+    assert full.unadapted_return.isna().all()            # eval_unadapted off
     assert full.step.tolist() == [0, 2] and set(full.task_id) == {45}
     assert set(full.success) <= {0.0, 1.0}
     assert ((full["return"] >= 0) & (full["return"] <= 10 * 500)).all()   # v3: [0, 10] a step

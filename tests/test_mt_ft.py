@@ -3,6 +3,7 @@ takes exactly ``finetune_steps`` Adam steps, task by task), training, run loop a
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
@@ -13,8 +14,8 @@ from conftest import run_killed_then_resumed
 import yaml
 
 from macaw.algos.mt_ft import (MTFT, MTFTConfig, finetune, multitask_losses, net_weights,
-                               policy_mean, sample_multitask_batch, task_inputs)
-from macaw.data import Batch, TaskData
+                               policy_mean, task_inputs)
+from macaw.data import Batch, TaskData, sample_meta_batch
 from macaw.meta_train import MetaTrainConfig, build_learner, run_meta_training
 from macaw.nets.networks import value_forward
 
@@ -36,7 +37,8 @@ def random_batch(n_tasks: int, batch: int, obs_dim: int, act_dim: int, seed: int
 
     return Batch(r(n_tasks, batch, obs_dim), torch.tanh(r(n_tasks, batch, act_dim)),
                  r(n_tasks, batch), r(n_tasks, batch, obs_dim), torch.zeros(n_tasks, batch),
-                 5 * r(n_tasks, batch))
+                 5 * r(n_tasks, batch), r(n_tasks, batch, obs_dim),
+                 torch.rand(n_tasks, batch, generator=g, dtype=dtype))
 
 
 def test_task_inputs_are_obs_then_one_hot_of_the_training_task_and_zero_at_test():
@@ -72,15 +74,16 @@ def test_sampled_batches_carry_the_index_of_the_task_their_data_come_from(tiny_b
     rng = np.random.default_rng(0)
     seen = set()
     for _ in range(10):
-        batch = sample_multitask_batch(tasks, 1, 32, rng)
+        batch = sample_meta_batch(tasks, 1, 0, 32, rng)
         k = int(batch.task_index[0])
         seen.add(k)
         # Every observation is a row of task k's buffer (the two tasks' data differ).
-        rows = (batch.observations[0][:, None, :] == tasks[k].obs[None]).all(-1).any(-1)
+        rows = (batch.outer.observations[0][:, None, :] == tasks[k].obs[None]).all(-1).any(-1)
         assert rows.all()
     assert seen == {0, 1}
-    batch = sample_multitask_batch(tasks, 5, 32, rng)           # capped at the 2 tasks
-    assert sorted(batch.task_index.tolist()) == [0, 1] and batch.actions.shape == (2, 32, 6)
+    batch = sample_meta_batch(tasks, 5, 0, 32, rng)             # capped at the 2 tasks
+    assert sorted(batch.task_index.tolist()) == [0, 1]
+    assert batch.outer.actions.shape == (2, 32, 6)
 
 
 def _constant_model(value: float, mean_pre: float, act_dim: int = 1) -> MTFT:
@@ -94,13 +97,22 @@ def _constant_model(value: float, mean_pre: float, act_dim: int = 1) -> MTFT:
     return model
 
 
+def _hand_batch(returns, actions, tail_discounts) -> Batch:
+    t = torch.tensor
+    obs = torch.randn(1, 3, 2, dtype=F64)
+    return Batch(obs, t(actions, dtype=F64), torch.zeros(1, 3, dtype=F64), obs,
+                 torch.zeros(1, 3, dtype=F64), t(returns, dtype=F64), obs,
+                 t(tail_discounts, dtype=F64))
+
+
 def test_losses_by_hand():
     model = _constant_model(value=2.0, mean_pre=0.0)
-    returns = torch.tensor([[1.0, 2.0, 3.0]], dtype=F64)
-    actions = torch.tensor([[[0.2], [0.0], [-0.4]]], dtype=F64)
-    inputs = task_inputs(torch.randn(1, 3, 2, dtype=F64), torch.tensor([1]), 3)
-    lv, lp = multitask_losses(model.weights("value"), model.weights("policy"), inputs,
-                              actions, returns, temperature=1.0, max_weight=20.0)
+    actions = [[[0.2], [0.0], [-0.4]]]
+    batch = _hand_batch([[1.0, 2.0, 3.0]], actions, [[0.0, 0.0, 0.0]])
+    index = torch.tensor([1])
+    plain = dataclasses.replace(model.cfg, bootstrap=False)
+    lv, lp = multitask_losses(model.weights("value"), model.weights("policy"), batch, index, 3,
+                              plain)
     assert lv.tolist() == pytest.approx([2 / 3], rel=1e-12)
     # Advantages (-1, 0, 1) have mean 0 and unbiased std 1: weights e^-1, 1, e.
     c = -0.5 * math.log(2 * math.pi * 0.04)
@@ -108,11 +120,18 @@ def test_losses_by_hand():
     expected = -(math.exp(-1) * log_probs[0] + log_probs[1] + math.e * log_probs[2]) / 3
     assert lp.tolist() == pytest.approx([expected], rel=1e-6)
     # Temperature 2 halves the normalised advantages; a clip of 2 caps e at 2.
-    _, lp2 = multitask_losses(model.weights("value"), model.weights("policy"), inputs,
-                              actions, returns, temperature=2.0, max_weight=2.0)
+    _, lp2 = multitask_losses(model.weights("value"), model.weights("policy"), batch, index, 3,
+                              dataclasses.replace(plain, temperature=2.0, max_weight=2.0))
     expected2 = -(math.exp(-0.5) * log_probs[0] + log_probs[1]
                   + min(math.exp(0.5), 2.0) * log_probs[2]) / 3
     assert lp2.tolist() == pytest.approx([expected2], rel=1e-6)
+    # Bootstrapped (the default): targets R + d V(s_T) = (1 + 0.5 * 2, 2, 3 - 0.5 * 2) = (2, 2, 2):
+    # value loss 0, every advantage 0, so every AWR weight is e^0 = 1.
+    boot = _hand_batch([[1.0, 2.0, 3.0]], actions, [[0.5, 0.0, -0.5]])
+    lv3, lp3 = multitask_losses(model.weights("value"), model.weights("policy"), boot, index, 3,
+                                model.cfg)
+    assert lv3.tolist() == pytest.approx([0.0], abs=1e-12)
+    assert lp3.tolist() == pytest.approx([-sum(log_probs) / 3], rel=1e-6)
 
 
 def test_finetuning_changes_only_the_copies_and_takes_exactly_finetune_steps_steps():
@@ -120,7 +139,7 @@ def test_finetuning_changes_only_the_copies_and_takes_exactly_finetune_steps_ste
     model = MTFT(obs_dim=5, act_dim=3, n_tasks=4, cfg=cfg)
     before = {k: v.detach().clone() for k, v in model.state_dict().items()}
     batch = random_batch(3, 64, 5, 3)
-    tuned = finetune(model, batch.observations, batch.actions, batch.mc_returns)
+    tuned = finetune(model, batch)
     after = model.state_dict()
     for k in before:
         assert torch.equal(before[k], after[k]), k
@@ -139,23 +158,21 @@ def test_finetuning_changes_only_the_copies_and_takes_exactly_finetune_steps_ste
 def test_finetuning_lowers_the_adaptation_losses():
     model = MTFT(obs_dim=5, act_dim=3, n_tasks=4, cfg=MTFTConfig(width=32, finetune_steps=20))
     batch = random_batch(2, 128, 5, 3, seed=1)
-    inputs = task_inputs(batch.observations, None, 4)
-    lv0 = multitask_losses(model.weights("value"), model.weights("policy"), inputs,
-                           batch.actions, batch.mc_returns, 1.0, 20.0)[0]
-    tuned = finetune(model, batch.observations, batch.actions, batch.mc_returns)
+    lv0 = multitask_losses(model.weights("value"), model.weights("policy"), batch, None, 4,
+                           model.cfg)[0]
+    tuned = finetune(model, batch)
     v_w, p_w = (net_weights(n, p) for n, p in ((model.value_net, tuned.value),
                                                 (model.policy_net, tuned.policy)))
-    lv1 = multitask_losses(v_w, p_w, inputs, batch.actions, batch.mc_returns, 1.0, 20.0)[0]
+    lv1 = multitask_losses(v_w, p_w, batch, None, 4, model.cfg)[0]
     assert (lv1 < lv0).all()
 
 
 def test_tasks_finetuned_together_equal_tasks_finetuned_alone():
     model = MTFT(obs_dim=5, act_dim=3, n_tasks=4, cfg=MTFTConfig(width=16), dtype=F64)
     batch = random_batch(3, 32, 5, 3, seed=2, dtype=F64)
-    together = finetune(model, batch.observations, batch.actions, batch.mc_returns)
+    together = finetune(model, batch)
     for t in range(3):
-        alone = finetune(model, batch.observations[t:t + 1], batch.actions[t:t + 1],
-                         batch.mc_returns[t:t + 1])
+        alone = finetune(model, Batch(*(x[t:t + 1] for x in batch)))
         for which in ("value", "policy"):
             for name, v in getattr(alone, which).items():
                 torch.testing.assert_close(getattr(together, which)[name][t], v[0],
@@ -172,7 +189,7 @@ def test_adapt_policies_returns_the_finetuned_mean_action_per_task():
     for k, v in model.state_dict().items():
         assert torch.equal(before[k], v), k
     obs = torch.randn(5)
-    tuned = finetune(model, batch.observations, batch.actions, batch.mc_returns)
+    tuned = finetune(model, batch)
     for t, policy in enumerate(policies):
         action = policy(obs)
         assert action.shape == (3,) and not action.requires_grad
@@ -218,7 +235,7 @@ def test_run_layout_and_eval_csv(tiny_buffers, tmp_path):
     eval_csv = run_meta_training(cfg, [tiny_buffers[3]], [tiny_buffers[11]], tmp_path,
                                  progress=False)
     df = pd.read_csv(eval_csv)
-    assert df.step.tolist() == [0, 3, 6] and set(df.task_id) == {11}
+    assert df.step.tolist() == [0] * 3 + [3] * 3 + [6] * 3 and set(df.task_id) == {11}
     assert (df["return"] <= 0).all() and (df["return"] > -200 * 4).all()
     resolved = yaml.safe_load((tmp_path / "config.yaml").read_text())
     assert resolved["method"] == "mt_ft"

@@ -18,20 +18,29 @@ def _context(n: int = 4, obs_dim: int = 17, act_dim: int = 6) -> Batch:
     g = torch.Generator().manual_seed(0)
     return Batch(torch.randn(n, obs_dim, generator=g), torch.rand(n, act_dim, generator=g),
                  torch.randn(n, generator=g), torch.randn(n, obs_dim, generator=g),
-                 torch.zeros(n), torch.randn(n, generator=g))
+                 torch.zeros(n), torch.randn(n, generator=g), torch.randn(n, obs_dim, generator=g),
+                 torch.rand(n, generator=g))
 
 
 def test_growing_buffer_appends_episodes_with_mc_returns_by_hand():
     buffer = GrowingBuffer(_context(4))
     rewards = np.array([1.0, 2.0, 3.0], dtype=np.float32)
-    buffer.add_episode(np.ones((3, 17)), np.zeros((3, 6)), rewards, np.ones((3, 17)),
+    next_obs = np.arange(3 * 17, dtype=np.float32).reshape(3, 17)
+    buffer.add_episode(np.ones((3, 17)), np.zeros((3, 6)), rewards, next_obs,
                        np.zeros(3), gamma=0.5)
     assert len(buffer) == 7
-    # R_2 = 3, R_1 = 2 + 0.5 * 3, R_0 = 1 + 0.5 * 3.5 (timeout: no bootstrap)
+    # R_2 = 3, R_1 = 2 + 0.5 * 3, R_0 = 1 + 0.5 * 3.5 (to the episode's end, no value tail)
     np.testing.assert_allclose(buffer.fields[5][4:], [2.75, 3.5, 3.0])
-    np.testing.assert_array_equal(buffer.fields[2][4:], rewards)
+    # The time limit cut it: tails s_T = the last next observation, gamma^(T-t).
+    np.testing.assert_array_equal(buffer.fields[6][4:], np.repeat(next_obs[-1:], 3, axis=0))
+    np.testing.assert_allclose(buffer.fields[7][4:], [0.125, 0.25, 0.5])
+    buffer.add_episode(np.ones((2, 17)), np.zeros((2, 6)), rewards[:2], next_obs[:2],
+                       np.array([0.0, 1.0]), gamma=0.5)         # a true termination: no tail
+    np.testing.assert_allclose(buffer.fields[7][7:], [0.0, 0.0])
+    np.testing.assert_array_equal(buffer.fields[2][4:7], rewards)
     batch = buffer.sample(5, np.random.default_rng(0), "cpu")
     assert batch.observations.shape == (5, 17) and batch.mc_returns.shape == (5,)
+    assert batch.tail_observations.shape == (5, 17)
 
 
 class CountingAgent:
