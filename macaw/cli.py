@@ -82,7 +82,15 @@ def cmd_plot_sparsity(args: argparse.Namespace) -> None:
     from macaw.plotting.sparsity import plot_sparsity
 
     runs = [RunCurve(n, label, int(seed), Path(path)) for n, label, seed, path in args.run]
-    plot_sparsity(runs, args.pdf, args.csv, title=args.title)
+    plot_sparsity(runs, args.pdf, args.csv, title=args.title, last=args.last)
+
+
+def cmd_summary(args: argparse.Namespace) -> None:
+    from macaw.stats import SummaryRun, write_summary
+
+    runs = [SummaryRun(family, split, label, int(seed), Path(path))
+            for family, split, label, seed, path in args.run]
+    write_summary(runs, args.csv, args.md, last=args.last, reps=args.reps)
 
 
 def cmd_online_finetune(args: argparse.Namespace) -> None:
@@ -226,10 +234,25 @@ def build_parser() -> argparse.ArgumentParser:
                        "tasks (Fig. 4 right)")
     p.add_argument("--run", nargs=4, action="append", required=True,
                    metavar=("N_TRAIN_TASKS", "LABEL", "SEED", "EVAL_CSV"), help="one run (repeat)")
+    p.add_argument("--last", type=int, default=3,
+                   help="final return = mean over this many last evaluations (default 3)")
     p.add_argument("--title", required=True)
     p.add_argument("--pdf", type=Path, required=True)
     p.add_argument("--csv", type=Path, required=True)
     p.set_defaults(func=cmd_plot_sparsity)
+
+    p = sub.add_parser("summary", help="final scores per family, split and method: IQM and "
+                       "mean with 95 %% stratified-bootstrap CIs (rliable), adaptation gain, "
+                       "probability that MACAW improves on each baseline")
+    p.add_argument("--run", nargs=5, action="append", required=True,
+                   metavar=("FAMILY", "SPLIT", "LABEL", "SEED", "EVAL_CSV"),
+                   help="one run (repeat); the label MACAW is the reference")
+    p.add_argument("--last", type=int, default=3,
+                   help="final score = mean over this many last evaluations (default 3)")
+    p.add_argument("--reps", type=int, default=2000, help="bootstrap resamples (default 2000)")
+    p.add_argument("--csv", type=Path, required=True)
+    p.add_argument("--md", type=Path, required=True)
+    p.set_defaults(func=cmd_summary)
 
     p = sub.add_parser("online-finetune", help="online fine-tuning of a meta-trained run on its "
                        "test tasks (paper C.2, Table 1); writes env_steps,task_id,return")

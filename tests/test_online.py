@@ -118,6 +118,7 @@ def test_online_finetuning_of_a_meta_trained_run_and_table(tiny_buffers, tmp_pat
     meta = MetaTrainConfig.from_dict({
         "family": "cheetah-vel", "steps": 2, "eval_every": 2, "checkpoint_every": 2,
         "inner_batch": 32, "outer_batch": 32, "eval_batch": 32, "device": "cpu",
+        "buffer_skip": 2, "inner_buffer_skip": 2, "eval_episodes": 1,
         "macaw": {"width": 16, "latent": 4}})
     run_meta_training(meta, [tiny_buffers[3]], [tiny_buffers[11]], tmp_path / "run",
                       progress=False)

@@ -31,7 +31,8 @@ def random_batch(shape: tuple[int, ...], seed: int) -> Batch:
                  torch.randn(*shape, generator=g),
                  torch.randn(*shape, OBS, generator=g),
                  (torch.rand(*shape, generator=g) < 0.1).float(),
-                 torch.randn(*shape, generator=g))
+                 torch.randn(*shape, generator=g), torch.randn(*shape, OBS, generator=g),
+                 torch.rand(*shape, generator=g))
 
 
 def small_pearl(**kw) -> PEARL:
@@ -40,7 +41,8 @@ def small_pearl(**kw) -> PEARL:
 
 def pearl_config(**kw) -> MetaTrainConfig:
     base = {"family": "cheetah-vel", "method": "pearl", "steps": 6, "eval_every": 3,
-            "checkpoint_every": 2, "eval_batch": 32, "device": "cpu", "pearl": SMALL}
+            "checkpoint_every": 2, "eval_batch": 32, "device": "cpu", "pearl": SMALL,
+            "buffer_skip": 2, "inner_buffer_skip": 2}
     return MetaTrainConfig.from_dict({**base, **kw})
 
 
@@ -226,7 +228,7 @@ def test_pearl_run_writes_eval_csv(tiny_buffers, tmp_path):
     eval_csv = run_meta_training(pearl_config(), [tiny_buffers[3]], [tiny_buffers[11]],
                                  tmp_path, progress=False)
     df = pd.read_csv(eval_csv)
-    assert df.step.tolist() == [0, 3, 6] and set(df.task_id) == {11}
+    assert df.step.tolist() == [0] * 3 + [3] * 3 + [6] * 3 and set(df.task_id) == {11}
     assert (df["return"] <= 0).all() and (df["return"] > -200 * 4).all()
     ckpt = torch.load(tmp_path / "checkpoint.pt", weights_only=False)
     assert ckpt["step"] == 6 and set(ckpt["optimizers"]) == {"encoder", "q", "value", "policy"}

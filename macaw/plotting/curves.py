@@ -1,6 +1,6 @@
 """Meta-test learning curves (paper Fig. 3, Fig. 4 left / center, Fig. 5, Fig. 7): mean test
-return (Fig. 7: success rate) against meta-training steps, mean ± standard error over seeds,
-log-x."""
+return (Fig. 7: success rate) against meta-training steps, mean with a 95 % bootstrap
+confidence interval over seeds, log-x."""
 
 from __future__ import annotations
 
@@ -56,7 +56,7 @@ def plot_curves(runs: list[RunCurve], pdf_path: Path, csv_path: Path, title: str
     positive = df.step[df.step > 0]
     for ax, panel in zip(axes[0], panels):
         sns.lineplot(data=df[df.panel == panel], x="step", y=f"mean_{metric}", hue="label",
-                     errorbar="se", ax=ax, marker="o", markersize=3)
+                     errorbar=("ci", 95), ax=ax, marker="o", markersize=3)
         # Log-x as in the paper; symlog keeps the step-0 (pre-meta-training) point.
         if len(positive):
             ax.set_xscale("symlog", linthresh=float(positive.min()))
@@ -65,8 +65,8 @@ def plot_curves(runs: list[RunCurve], pdf_path: Path, csv_path: Path, title: str
             ax.set_ylim(-0.05, 1.05)
         ax.legend(fontsize=8)
     n_seeds = df.groupby(["panel", "label"]).seed.nunique().min()
-    fig.suptitle(f"{title} (mean ± s.e. over {n_seeds} seed{'s' if n_seeds > 1 else ''})",
-                 y=1.03)
+    fig.suptitle(f"{title} (mean, 95 % bootstrap CI over {n_seeds} "
+                 f"seed{'s' if n_seeds > 1 else ''})", y=1.03)
     save_table(df, csv_path)
     save_figure(fig, pdf_path)
     return df

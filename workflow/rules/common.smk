@@ -119,15 +119,23 @@ def meta_train_params(family, run_method):
               for k, v in config["meta_training"]["params"].items()}
     for key, value in config["meta_training"].get("family_params", {}).get(family, {}).items():
         params[key] = {**params.get(key, {}), **value} if isinstance(value, dict) else value
-    params["inner_quality"] = quality or "good"
+    if quality:
+        params["inner_quality"] = quality
     return method, params
+
+
+def quality_run(method, quality):
+    """The run directory's method for Fig. 4 left's `quality` window: the plain run where
+    the config's adaptation window already is that one."""
+    default = config["meta_training"]["params"].get("inner_quality", "all")
+    return method if quality == default else f"{method}-{quality}"
 
 
 def figure_runs(figure):
     """(panel, label, family, split, run_method) of every curve in a figure."""
     if figure == "fig4_left":
         return [
-            (f"{q} data", METHOD_LABELS[m], "cheetah-vel", "standard", m if q == "good" else f"{m}-{q}")
+            (f"{q} data", METHOD_LABELS[m], "cheetah-vel", "standard", quality_run(m, q))
             for q in ("bad", "medium", "good")
             for m in ("macaw", "macaw_noadv")
         ]
@@ -173,6 +181,30 @@ FIGURE_TITLES = {
 }
 CURVE_FIGURES = ("fig4_left", "fig4_center", "fig5", "fig3", "fig7")
 CURVE_METRICS = {"fig7": "success"}     # eval.csv column a curve figure plots; else "return"
+
+
+SUMMARY_FIGURES = ("fig3", "fig4_left", "fig4_center", "fig5", "fig4_right", "fig7")
+
+
+def summary_runs():
+    """(family, split, label, run_method) of every meta-training run a figure shows, once;
+    a data-quality run's label names its window."""
+    seen = {}
+    for figure in SUMMARY_FIGURES:
+        for _, _, family, split, m in figure_runs(figure):
+            method, _, quality = m.partition("-")
+            label = METHOD_LABELS[method] + (f" ({quality} data)" if quality else "")
+            seen.setdefault((family, split, m), label)
+    return [(family, split, label, m) for (family, split, m), label in seen.items()]
+
+
+def summary_run_args():
+    return " ".join(
+        f"--run {family} {split} {shlex.quote(label)} {seed}"
+        f" {run_dir(family, split, m, seed)}/eval.csv"
+        for family, split, label, m in summary_runs()
+        for seed in config["meta_training"]["seeds"]
+    )
 
 
 def online_file(method, seed):

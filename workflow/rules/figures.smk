@@ -59,12 +59,13 @@ rule fig4_right:
     params:
         runs=figure_run_args("fig4_right"),
         title=FIGURE_TITLES["fig4_right"],
+        last=config["meta_training"].get("final_evals", 3),
     conda:
         "../../environment.yml"
     log:
         "results/logs/figures/fig4_right.log",
     shell:
-        "macaw plot-sparsity {params.runs} --title {params.title:q}"
+        "macaw plot-sparsity {params.runs} --title {params.title:q} --last {params.last}"
         " --pdf {output.pdf} --csv {output.csv} > {log} 2>&1"
 
 
@@ -86,3 +87,28 @@ rule table1:
         "results/logs/figures/table1.log",
     shell:
         "macaw table1 {params.runs} --csv {output.csv} --md {output.md} > {log} 2>&1"
+
+
+rule summary:
+    input:
+        sorted(
+            {
+                f"{run_dir(family, split, m, seed)}/eval.csv"
+                for family, split, _, m in summary_runs()
+                for seed in config["meta_training"]["seeds"]
+            }
+        ),
+    output:
+        csv="results/summary.csv",
+        md="results/summary.md",
+        json="results/summary.json",
+    params:
+        runs=summary_run_args(),
+        last=config["meta_training"].get("final_evals", 3),
+    conda:
+        "../../environment.yml"
+    log:
+        "results/logs/figures/summary.log",
+    shell:
+        "macaw summary {params.runs} --last {params.last}"
+        " --csv {output.csv} --md {output.md} > {log} 2>&1"

@@ -1,0 +1,63 @@
+"""Final scores by hand, and the rliable aggregates of summary.csv on runs whose answer is known."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from macaw.stats import SummaryRun, final_scores, summary_table, write_summary
+
+
+def _eval_csv(path, scores_by_step: dict[int, dict[int, float]], gain: float = 0.0):
+    rows = [(step, task, ep, ret + ep, ret + ep - gain)
+            for step, tasks in scores_by_step.items() for task, ret in tasks.items()
+            for ep in (-1, 1)]
+    pd.DataFrame(rows, columns=["step", "task_id", "episode", "return", "unadapted_return"]
+                 ).to_csv(path, index=False)
+    return path
+
+
+def test_final_score_is_the_mean_over_the_last_k_evaluations(tmp_path):
+    path = _eval_csv(tmp_path / "e.csv", {0: {1: -100, 2: -50}, 10: {1: -20, 2: -10},
+                                          20: {1: -10, 2: -30}}, gain=4.0)
+    out = final_scores(path, last=2).set_index("task_id")
+    assert out.score.to_dict() == {1: -15.0, 2: -20.0}
+    assert out.gain.tolist() == [4.0, 4.0]
+    assert final_scores(path, last=1).set_index("task_id").score.to_dict() == {1: -10, 2: -30}
+
+
+def test_summary_iqm_mean_and_probability_of_improvement(tmp_path):
+    runs = []
+    for seed in range(3):
+        good = {t: -10.0 * t - seed for t in range(1, 5)}
+        bad = {t: -100.0 * t - seed for t in range(1, 5)}
+        runs.append(SummaryRun("cv", "standard", "MACAW", seed,
+                               _eval_csv(tmp_path / f"m{seed}.csv", {5: good}, gain=3.0)))
+        runs.append(SummaryRun("cv", "standard", "MT+FT", seed,
+                               _eval_csv(tmp_path / f"b{seed}.csv", {5: bad}, gain=-1.0)))
+    table = summary_table(runs, last=1, reps=500).set_index("method")
+    macaw_scores = np.array([[-10.0 * t - s for t in range(1, 5)] for s in range(3)])
+    assert table.loc["MACAW", "mean"] == pytest.approx(macaw_scores.mean())
+    # IQM of 12 scores: the mean of the middle 6.
+    assert table.loc["MACAW", "iqm"] == pytest.approx(np.sort(macaw_scores.ravel())[3:9].mean())
+    assert table.loc["MACAW", "iqm_low"] <= table.loc["MACAW", "iqm"] <= table.loc["MACAW", "iqm_high"]
+    assert table.loc["MACAW", "gain"] == pytest.approx(3.0)
+    assert table.loc["MT+FT", "gain"] == pytest.approx(-1.0)
+    # MACAW beats MT+FT on every task and seed pair: probability of improvement 1.
+    assert table.loc["MT+FT", "p_macaw_better"] == pytest.approx(1.0)
+    assert np.isnan(table.loc["MACAW"].get("p_macaw_better", np.nan))
+    md = tmp_path / "s.md"
+    write_summary(runs, tmp_path / "s.csv", md, last=1, reps=200)
+    assert "| cv | standard | MT+FT | 3 × 4 |" in md.read_text()
+    import json
+    metrics = json.loads((tmp_path / "s.json").read_text())
+    assert metrics["cv"]["standard"]["MT+FT"]["p_macaw_better"] == pytest.approx(1.0)
+
+
+def test_runs_on_different_test_tasks_are_refused(tmp_path):
+    a = _eval_csv(tmp_path / "a.csv", {1: {1: -1.0, 2: -2.0}})
+    b = _eval_csv(tmp_path / "b.csv", {1: {1: -1.0, 3: -2.0}})
+    runs = [SummaryRun("cv", "s", "MACAW", 0, a), SummaryRun("cv", "s", "MACAW", 1, b)]
+    with pytest.raises(ValueError, match="test tasks"):
+        summary_table(runs, last=1, reps=100)
