@@ -28,6 +28,7 @@ def test_registry_lists_the_families():
         "ant-dir": ("MACAW/AntDir-v0", 50, 200),
         "walker-params": ("MACAW/Walker2dParams-v0", 50, 200),
         "ml45": ("MACAW/MetaWorldML45-v0", 50, 500),  # tests/test_ml45.py
+        "point-goal": ("MACAW/PointGoal-v0", 40, 20),  # tests/test_learning.py
     }
     assert get_family("ant-dir") is FAMILIES["ant-dir"]
     with pytest.raises(ValueError, match="cheetah-vel"):

@@ -7,6 +7,9 @@
 | ant-dir       | MACAW/AntDir-v0             | 50    | ant.py      |
 | walker-params | MACAW/Walker2dParams-v0     | 50    | walker.py   |
 | ml45          | MACAW/MetaWorldML45-v0      | 50    | ml45.py     |
+| point-goal    | MACAW/PointGoal-v0          | 40    | point.py    |
+
+``point-goal`` is a toy (no MuJoCo, 20-step episodes) for the learning tests; no config builds it.
 
 Episodes are truncated by gymnasium's ``TimeLimit``: 200 steps for the MuJoCo families, the
 environment's own 500 for Meta-World ML45 (whose ``info`` also carries ``success``). Build a
@@ -24,6 +27,7 @@ import gymnasium
 from macaw.envs.ant import AntDirEnv
 from macaw.envs.cheetah import HalfCheetahDirEnv, HalfCheetahVelEnv
 from macaw.envs.ml45 import MetaWorldML45Env
+from macaw.envs.point import PointGoalEnv
 from macaw.envs.task_env import TaskEnv, check_task_id
 from macaw.envs.walker import Walker2dParamsEnv
 
@@ -44,12 +48,13 @@ class TaskFamily:
     """``info["success"]`` exists (Meta-World); behaviour training logs per-episode success"""
 
 
-_ENV_CLASSES: dict[str, type[TaskEnv] | type[MetaWorldML45Env]] = {
+_ENV_CLASSES: dict[str, type[TaskEnv] | type[MetaWorldML45Env] | type[PointGoalEnv]] = {
     "MACAW/HalfCheetahDir-v0": HalfCheetahDirEnv,
     "MACAW/HalfCheetahVel-v0": HalfCheetahVelEnv,
     "MACAW/AntDir-v0": AntDirEnv,
     "MACAW/Walker2dParams-v0": Walker2dParamsEnv,
     "MACAW/MetaWorldML45-v0": MetaWorldML45Env,
+    "MACAW/PointGoal-v0": PointGoalEnv,
 }
 
 FAMILIES: dict[str, TaskFamily] = {
