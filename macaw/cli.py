@@ -93,6 +93,14 @@ def cmd_summary(args: argparse.Namespace) -> None:
     write_summary(runs, args.csv, args.md, last=args.last, reps=args.reps)
 
 
+def cmd_test_time_steps(args: argparse.Namespace) -> None:
+    from macaw.diagnostics import summarise_test_time_steps, test_time_steps
+
+    _set_threads(args.threads)
+    df = test_time_steps(args.run_dir, args.buffers, args.steps, args.episodes, args.out)
+    print(summarise_test_time_steps(df).to_string(index=False))
+
+
 def cmd_online_finetune(args: argparse.Namespace) -> None:
     from macaw.online import OnlineConfig, run_online_finetuning
 
@@ -253,6 +261,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--csv", type=Path, required=True)
     p.add_argument("--md", type=Path, required=True)
     p.set_defaults(func=cmd_summary)
+
+    p = sub.add_parser("test-time-steps", help="diagnostic: meta-test a finished MACAW run "
+                       "with 1, 2, 5, ... inner steps at test time (same batches and seeds)")
+    p.add_argument("--run-dir", type=Path, required=True,
+                   help="finished meta-training run (config.yaml, checkpoint.pt)")
+    p.add_argument("--buffers", type=Path, nargs="+", required=True,
+                   help="the test tasks' buffer files")
+    p.add_argument("--steps", type=int, nargs="+", default=[1, 2, 5, 20])
+    p.add_argument("--episodes", type=int, default=3, help="episodes per test task")
+    p.add_argument("--threads", type=int, default=1, help="torch CPU threads")
+    p.add_argument("--out", type=Path, required=True, help="CSV of every episode")
+    p.set_defaults(func=cmd_test_time_steps)
 
     p = sub.add_parser("online-finetune", help="online fine-tuning of a meta-trained run on its "
                        "test tasks (paper C.2, Table 1); writes env_steps,task_id,return")

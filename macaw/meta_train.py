@@ -229,6 +229,11 @@ def _same_config(saved: dict, current: dict) -> bool:
     return True
 
 
+def evaluation_seed(cfg: MetaTrainConfig, step: int) -> int:
+    """Seed of the evaluation at ``step`` (adaptation batches and environment seeds)."""
+    return cfg.seed * 1_000_003 + step
+
+
 def write_train_csv(path: Path, train_rows: list[dict[str, float]]) -> None:
     """``train.csv``: one row per evaluation, the union of the rows' columns."""
     columns = list(dict.fromkeys(k for row in train_rows for k in row)) or ["step"]
@@ -299,7 +304,7 @@ def run_meta_training(cfg: MetaTrainConfig, train_buffers: list[Path],
         write_train_csv(run_dir / "train.csv", train_rows)
 
     def evaluate(step: int) -> float:
-        episodes = evaluate_tasks(model, test, cfg, seed=cfg.seed * 1_000_003 + step)
+        episodes = evaluate_tasks(model, test, cfg, seed=evaluation_seed(cfg, step))
         rows.extend((step, e.task_id, e.episode, e.episode_return, e.unadapted_return)
                     + ((float(e.success),) if with_success else ())
                     for e in episodes)
@@ -336,3 +341,23 @@ def run_meta_training(cfg: MetaTrainConfig, train_buffers: list[Path],
             save(step)
     bar.close()
     return eval_path
+
+
+def load_finished_run(run_dir: Path, test_buffers: list[Path],
+                      ) -> tuple[MetaTrainConfig, MetaLearner, list[TaskData]]:
+    """A finished run's config, its meta-trained learner and the test tasks' data (online
+    fine-tuning, test-time-step diagnostics)."""
+    run_dir = Path(run_dir)
+    resolved = yaml.safe_load((run_dir / "config.yaml").read_text())
+    meta = MetaTrainConfig.from_dict({f.name: resolved[f.name]
+                                      for f in dataclasses.fields(MetaTrainConfig)})
+    device = pick_device(meta.device)
+    ckpt = torch.load(run_dir / "checkpoint.pt", map_location=device, weights_only=True)
+    if ckpt["step"] != meta.steps:
+        raise ValueError(f"{run_dir}/checkpoint.pt: meta-training stopped at step "
+                         f"{ckpt['step']} of {meta.steps}; finish it first")
+    tasks = [TaskData.for_run(p, meta, device) for p in test_buffers]
+    learner = build_learner(meta, tasks[0].obs_dim, tasks[0].act_dim,
+                            len(resolved["train_tasks"]), device)
+    learner.load_state_dict(ckpt["model"])
+    return meta, learner, tasks

@@ -17,14 +17,12 @@ finished episode, with the buffers' discount. Output: ``online.csv`` with ``env_
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
-import yaml
 from tqdm.auto import tqdm
 
 from macaw.data import Batch, TaskData, compute_mc_returns
@@ -32,7 +30,7 @@ from macaw.envs import make_task_env
 from macaw.evaluate import adaptation_batch, rollout_return
 from macaw.fields import check_known_fields
 from macaw.io import atomic_path
-from macaw.meta_train import MetaTrainConfig, build_learner, pick_device
+from macaw.meta_train import load_finished_run
 
 log = logging.getLogger(__name__)
 
@@ -137,19 +135,7 @@ def finetune_task(learner, task: TaskData, context: Batch, cfg: OnlineConfig, ga
 def run_online_finetuning(run_dir: Path, test_buffers: list[Path], cfg: OnlineConfig,
                           out_csv: Path, progress: bool = True) -> Path:
     """Online fine-tuning of the meta-trained learner in ``run_dir`` on every test task."""
-    run_dir = Path(run_dir)
-    resolved = yaml.safe_load((run_dir / "config.yaml").read_text())
-    meta_values = {f.name: resolved[f.name] for f in dataclasses.fields(MetaTrainConfig)}
-    meta = MetaTrainConfig.from_dict(meta_values)
-    device = pick_device(meta.device)
-    ckpt = torch.load(run_dir / "checkpoint.pt", map_location=device, weights_only=False)
-    if ckpt["step"] != meta.steps:
-        raise ValueError(f"{run_dir}/checkpoint.pt: meta-training stopped at step "
-                         f"{ckpt['step']} of {meta.steps}; finish it first")
-    tasks = [TaskData.for_run(p, meta, device) for p in test_buffers]
-    learner = build_learner(meta, tasks[0].obs_dim, tasks[0].act_dim,
-                            len(resolved["train_tasks"]), device)
-    learner.load_state_dict(ckpt["model"])
+    meta, learner, tasks = load_finished_run(run_dir, test_buffers)
     torch.manual_seed(cfg.seed)
     rng = np.random.default_rng(cfg.seed)
     contexts = adaptation_batch(tasks, meta.eval_batch, rng)

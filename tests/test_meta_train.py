@@ -167,3 +167,22 @@ def test_checkpoint_from_before_a_new_optional_field_still_resumes(tiny_buffers,
     with pytest.raises(ValueError, match="another config"):
         run_meta_training(changed, [tiny_buffers[3]], [tiny_buffers[11]], tmp_path,
                           progress=False)
+
+
+def test_test_time_steps_reproduce_the_last_evaluation_and_vary_with_n(tiny_buffers,
+                                                                        tmp_path):
+    from macaw.diagnostics import summarise_test_time_steps, test_time_steps
+
+    cfg = tiny_config(eval_episodes=2)
+    run_meta_training(cfg, [tiny_buffers[3]], [tiny_buffers[11]], tmp_path, progress=False)
+    df = test_time_steps(tmp_path, [tiny_buffers[11]], [1, 3], episodes=2,
+                         out_csv=tmp_path / "steps.csv")
+    last = pd.read_csv(tmp_path / "eval.csv").query("step == 6")
+    one = df[df.test_steps == 1]
+    np.testing.assert_allclose(one["return"].to_numpy(), last["return"].to_numpy(), atol=1e-4)
+    three = df[df.test_steps == 3]
+    assert not np.allclose(three["return"].to_numpy(), one["return"].to_numpy())
+    # the unadapted policy does not depend on the number of steps
+    np.testing.assert_allclose(three["unadapted_return"].to_numpy(),
+                               one["unadapted_return"].to_numpy())
+    assert summarise_test_time_steps(df).test_steps.tolist() == [1, 3]

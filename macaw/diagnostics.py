@@ -1,0 +1,58 @@
+"""Why does MACAW's single adaptation step adapt so little? (issue 11, §1b.)
+
+:func:`test_time_steps` meta-tests a finished MACAW run with ``n`` inner steps at test time
+(value steps then policy steps, Algorithm 2, with the rates it learned for one step), for
+every ``n`` asked for: if returns rise with ``n``, the step is pointing the right way but is too
+short; if they do not, the inner loss itself (its data or its advantages) is what limits it.
+A diagnostic, not a default: meta-training always uses ``inner_steps``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import pandas as pd
+
+from macaw.evaluate import evaluate_tasks
+from macaw.io import atomic_path
+from macaw.meta_train import evaluation_seed, load_finished_run
+
+
+def test_time_steps(run_dir: Path, test_buffers: list[Path], steps: list[int],
+                    episodes: int, out_csv: Path) -> pd.DataFrame:
+    """``test_steps, task_id, episode, return, unadapted_return``: for every ``n`` of
+    ``steps``, ``episodes`` adapted episodes per test task. Every ``n`` uses the adaptation
+    batches and environment seeds of the run's last evaluation, so with the run's own
+    ``inner_steps`` and ``eval_episodes`` the rows equal that evaluation's."""
+    meta, learner, tasks = load_finished_run(run_dir, test_buffers)
+    seed = evaluation_seed(meta, meta.steps)
+    if not hasattr(learner, "cfg") or not hasattr(learner.cfg, "inner_steps"):
+        raise ValueError(f"{run_dir}: test-time steps apply to MACAW-family runs, "
+                         f"not {meta.method!r}")
+    trained_steps = learner.cfg.inner_steps
+    rows = []
+    eval_cfg = dataclasses.replace(meta, eval_episodes=episodes)
+    try:
+        for n in steps:
+            learner.cfg.inner_steps = n
+            for e in evaluate_tasks(learner, tasks, eval_cfg, seed=seed):
+                rows.append((n, e.task_id, e.episode, e.episode_return, e.unadapted_return))
+    finally:
+        learner.cfg.inner_steps = trained_steps
+    df = pd.DataFrame(rows, columns=["test_steps", "task_id", "episode", "return",
+                                     "unadapted_return"])
+    with atomic_path(out_csv) as tmp:
+        df.to_csv(tmp, index=False, float_format="%.4f")
+    return df
+
+
+def summarise_test_time_steps(df: pd.DataFrame) -> pd.DataFrame:
+    """Mean return and mean adaptation gain per number of test-time steps."""
+    return (df.assign(gain=df["return"] - df["unadapted_return"])
+            .groupby("test_steps").agg(mean_return=("return", "mean"),
+                                       mean_gain=("gain", "mean"))
+            .reset_index())
+
+
+__all__ = ["test_time_steps", "summarise_test_time_steps"]
