@@ -30,6 +30,7 @@ rule all:
         "results/table1.md",
         "results/summary.csv",
         "results/summary.md",
+        "results/diagnostics.pdf",
         all_split_files(),
         # Fig. 9 (ML45 behaviour policies) and Fig. 7 (ML45 meta-test success) only when the
         # config builds the ml45 family.

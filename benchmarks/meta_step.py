@@ -18,20 +18,24 @@ import time
 
 import torch
 
-from macaw.algos.macaw import MACAW, MACAWConfig, TaskBatches, meta_step
+from macaw.algos.macaw import MACAW, MACAWConfig, meta_step
+from macaw.data import Batch, MetaBatch
 
 
-def make_batch(n_tasks: int, batch: int, obs_dim: int, act_dim: int, seed: int) -> TaskBatches:
+def make_batch(n_tasks: int, batch: int, obs_dim: int, act_dim: int, seed: int) -> MetaBatch:
     g = torch.Generator().manual_seed(seed)
 
     def randn(*shape):
         return torch.randn(*shape, generator=g)
 
-    def actions():
-        return torch.rand(n_tasks, batch, act_dim, generator=g) * 2 - 1
+    def task_batch() -> Batch:
+        obs = randn(n_tasks, batch, obs_dim)
+        return Batch(obs, torch.rand(n_tasks, batch, act_dim, generator=g) * 2 - 1,
+                     randn(n_tasks, batch), randn(n_tasks, batch, obs_dim),
+                     torch.zeros(n_tasks, batch), randn(n_tasks, batch) * 50,
+                     randn(n_tasks, batch, obs_dim), torch.rand(n_tasks, batch, generator=g))
 
-    return TaskBatches(randn(n_tasks, batch, obs_dim), actions(), randn(n_tasks, batch) * 50,
-                       randn(n_tasks, batch, obs_dim), actions(), randn(n_tasks, batch) * 50)
+    return MetaBatch(torch.arange(n_tasks), task_batch(), task_batch())
 
 
 def time_steps(reference: bool, cfg: MACAWConfig, args) -> list[float]:

@@ -85,6 +85,13 @@ def cmd_plot_sparsity(args: argparse.Namespace) -> None:
     plot_sparsity(runs, args.pdf, args.csv, title=args.title, last=args.last)
 
 
+def cmd_plot_diagnostics(args: argparse.Namespace) -> None:
+    from macaw.plotting.diagnostics import DiagnosticRun, plot_diagnostics
+
+    runs = [DiagnosticRun(label, int(seed), Path(d)) for label, seed, d in args.run]
+    plot_diagnostics(runs, args.pdf, args.csv, title=args.title)
+
+
 def cmd_summary(args: argparse.Namespace) -> None:
     from macaw.stats import SummaryRun, write_summary
 
@@ -248,6 +255,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--pdf", type=Path, required=True)
     p.add_argument("--csv", type=Path, required=True)
     p.set_defaults(func=cmd_plot_sparsity)
+
+    p = sub.add_parser("plot-diagnostics", help="adaptation gain, learned inner rates, lambda "
+                       "and held-out value loss before/after the inner step over meta-training")
+    p.add_argument("--run", nargs=3, action="append", required=True,
+                   metavar=("LABEL", "SEED", "RUN_DIR"), help="one run directory (repeat)")
+    p.add_argument("--title", required=True)
+    p.add_argument("--pdf", type=Path, required=True)
+    p.add_argument("--csv", type=Path, required=True)
+    p.set_defaults(func=cmd_plot_diagnostics)
 
     p = sub.add_parser("summary", help="final scores per family, split and method: IQM and "
                        "mean with 95 %% stratified-bootstrap CIs (rliable), adaptation gain, "

@@ -52,3 +52,19 @@ def test_plot_curves_cli_writes_the_success_table(ml45_eval, tmp_path):
     assert pdf.read_bytes()[:5] == b"%PDF-"
     table = pd.read_csv(csv)
     assert table.groupby("step").mean_success.mean().to_dict() == {0: 0.25, 10: 0.75}
+
+
+def test_diagnostics_table_gain_by_hand_and_train_columns(tmp_path):
+    from macaw.plotting.diagnostics import DiagnosticRun, diagnostics_table
+
+    (tmp_path / "eval.csv").write_text(
+        "step,task_id,episode,return,unadapted_return\n"
+        "0,1,0,-10,-12\n0,2,0,-20,-20\n5,1,0,-5,-15\n5,2,0,-8,-10\n")
+    (tmp_path / "train.csv").write_text(
+        "step,value_loss,adv_coef,policy_inner_lr\n5,1.5,0.02,0.001\n")
+    df = diagnostics_table([DiagnosticRun("MACAW", 0, tmp_path)])
+    gain = df[df.quantity == "adaptation_gain"].set_index("step").value
+    assert gain.to_dict() == {0: 1.0, 5: 6.0}                # mean of (2, 0) and (10, 2)
+    lam = df[df.quantity == "adv_coef"]
+    assert lam.step.tolist() == [5] and lam.value.tolist() == [0.02]
+    assert "value_loss" not in set(df.quantity)

@@ -80,6 +80,7 @@ SPARSITY_METHODS = ("macaw", "pearl", "mt_ft")          # Fig. 4 right
 SPARSITY_SPLITS = ("standard", "sparse20", "sparse10", "sparse5", "sparse3")
 ONLINE_METHODS = ("macaw", "pearl")                     # Table 1
 ML45_METHODS = ("macaw", "pearl", "mt_ft")              # Fig. 7
+DIAGNOSTIC_METHODS = ("macaw", "mt_ft")                 # results/diagnostics.pdf
 MUJOCO_FAMILIES = ("cheetah-dir", "cheetah-vel", "ant-dir", "walker-params")
 
 

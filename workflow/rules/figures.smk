@@ -112,3 +112,25 @@ rule summary:
     shell:
         "macaw summary {params.runs} --last {params.last}"
         " --csv {output.csv} --md {output.md} > {log} 2>&1"
+
+
+rule diagnostics:
+    input:
+        [f"{run_dir('cheetah-vel', 'standard', m, seed)}/eval.csv"
+         for m in DIAGNOSTIC_METHODS for seed in config["meta_training"]["seeds"]],
+    output:
+        pdf="results/diagnostics.pdf",
+        csv="results/diagnostics.csv",
+    params:
+        runs=" ".join(
+            f"--run {shlex.quote(METHOD_LABELS[m])} {seed} {run_dir('cheetah-vel', 'standard', m, seed)}"
+            for m in DIAGNOSTIC_METHODS
+            for seed in config["meta_training"]["seeds"]
+        ),
+    conda:
+        "../../environment.yml"
+    log:
+        "results/logs/figures/diagnostics.log",
+    shell:
+        "macaw plot-diagnostics {params.runs} --title 'cheetah-vel: the adaptation step'"
+        " --pdf {output.pdf} --csv {output.csv} > {log} 2>&1"

@@ -9,6 +9,7 @@ rule meta_train:
         buffers=lambda w: split_buffer_files(w.family, w.split),
     output:
         eval="results/runs/{family}/{split}/{method}/seed{seed}/eval.csv",
+        train="results/runs/{family}/{split}/{method}/seed{seed}/train.csv",
         config="results/runs/{family}/{split}/{method}/seed{seed}/config.yaml",
     params:
         method=lambda w: meta_train_params(w.family, w.method)[0],
