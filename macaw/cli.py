@@ -157,7 +157,8 @@ def cmd_meta_train(args: argparse.Namespace) -> None:
         return found
 
     run_meta_training(cfg, paths(split["train"]), paths(split["test"]), args.run_dir,
-                      progress=not args.no_progress)
+                      progress=not args.no_progress,
+                      expected_task_ids=(split["train"], split["test"]))
 
 
 def cmd_fewshot(args: argparse.Namespace) -> None:
@@ -376,7 +377,7 @@ def main(argv: list[str] | None = None) -> int:
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         args.func(args)
-    except (ValueError, KeyError, FileNotFoundError) as err:
+    except (ValueError, KeyError, FileNotFoundError, FloatingPointError) as err:
         # Bad input: one clear line, no traceback, non-zero exit.
         print(f"macaw {args.command}: error: {err}", file=sys.stderr)
         return 2

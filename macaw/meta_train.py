@@ -212,21 +212,21 @@ def _rng_state(rng: np.random.Generator) -> dict:
     return {"numpy": rng.bit_generator.state, "torch": torch.get_rng_state()}
 
 
-def _same_config(saved: dict, current: dict) -> bool:
-    """Equal configs, where a field added since the checkpoint was written (e.g.
-    ``MACAWConfig.inner_value_lr``) matches while it holds None, its "not set" default."""
-    if saved.keys() - current.keys():
-        return False
+def config_differences(saved: dict, current: dict, prefix: str = "") -> list[str]:
+    """Fields where two configs differ (``macaw.inner_lr: 0.001 -> 0.01``), where a field
+    added since the checkpoint was written (e.g. ``MACAWConfig.inner_value_lr``) matches
+    while it holds None, its "not set" default."""
+    out = [f"{prefix}{key}: only in the checkpoint" for key in saved.keys() - current.keys()]
     for key, value in current.items():
+        name = f"{prefix}{key}"
         if key not in saved:
             if value is not None:
-                return False
+                out.append(f"{name}: not in the checkpoint, now {value!r}")
         elif isinstance(value, dict) and isinstance(saved[key], dict):
-            if not _same_config(saved[key], value):
-                return False
+            out.extend(config_differences(saved[key], value, f"{name}."))
         elif saved[key] != value:
-            return False
-    return True
+            out.append(f"{name}: {saved[key]!r} -> {value!r}")
+    return out
 
 
 def evaluation_seed(cfg: MetaTrainConfig, step: int) -> int:
@@ -243,8 +243,43 @@ def write_train_csv(path: Path, train_rows: list[dict[str, float]]) -> None:
             for row in train_rows))
 
 
+def check_tasks(cfg: MetaTrainConfig, train: list[TaskData], test: list[TaskData],
+                expected_task_ids: tuple[list[int], list[int]] | None = None) -> None:
+    """Every buffer is of ``cfg.family``, no task is both a training and a test task (or
+    twice in a list), and, given the split's ids, each file holds the task it should."""
+    for task in (*train, *test):
+        if task.buffer.family != cfg.family:
+            raise ValueError(f"{task.buffer.path}: attribute 'family' is "
+                             f"{task.buffer.family!r}; expected {cfg.family!r}")
+    if expected_task_ids is not None:
+        for tasks, ids, role in ((train, expected_task_ids[0], "training"),
+                                 (test, expected_task_ids[1], "test")):
+            for task, expected in zip(tasks, ids):
+                if task.task_id != expected:
+                    raise ValueError(f"{task.buffer.path}: attribute 'task_id' is "
+                                     f"{task.task_id}; the split's {role} task here is "
+                                     f"{expected}")
+    train_ids, test_ids = [t.task_id for t in train], [t.task_id for t in test]
+    for ids, role in ((train_ids, "training"), (test_ids, "test")):
+        if len(set(ids)) != len(ids):
+            raise ValueError(f"{cfg.family}: a {role} task appears twice: {sorted(ids)}")
+    if set(train_ids) & set(test_ids):
+        raise ValueError(f"{cfg.family}: task(s) {sorted(set(train_ids) & set(test_ids))} "
+                         "are both training and test tasks")
+
+
+def _check_finite_parameters(model, run_dir: Path, step: int, last_good) -> None:
+    bad = [name for name, p in model.state_dict().items()
+           if torch.is_floating_point(p) and not torch.isfinite(p).all()]
+    if bad:
+        raise FloatingPointError(
+            f"{run_dir}: non-finite parameters {bad[:5]} at meta-step {step}; the last good "
+            f"checkpoint (step {last_good}) is kept")
+
+
 def run_meta_training(cfg: MetaTrainConfig, train_buffers: list[Path],
-                      test_buffers: list[Path], run_dir: Path, progress: bool = True) -> Path:
+                      test_buffers: list[Path], run_dir: Path, progress: bool = True,
+                      expected_task_ids: tuple[list[int], list[int]] | None = None) -> Path:
     """Meta-train ``cfg.method`` on the training tasks, meta-testing on the test tasks every
     ``eval_every`` steps; resumes from ``run_dir/checkpoint.pt`` if present. Returns the path
     of ``eval.csv``."""
@@ -255,6 +290,7 @@ def run_meta_training(cfg: MetaTrainConfig, train_buffers: list[Path],
     rng = np.random.default_rng(cfg.seed)
     train, test = ([TaskData.for_run(p, cfg, device) for p in paths]
                    for paths in (train_buffers, test_buffers))
+    check_tasks(cfg, train, test, expected_task_ids)
     model = build_learner(cfg, train[0].obs_dim, train[0].act_dim, len(train), device)
     optimizers = model.optimizers()
 
@@ -263,9 +299,11 @@ def run_meta_training(cfg: MetaTrainConfig, train_buffers: list[Path],
     last_saved = {"step": None}
     if ckpt_path.exists():
         ckpt = torch.load(ckpt_path, map_location=device, weights_only=True)
-        if not _same_config(ckpt["config"], dataclasses.asdict(cfg)):
-            raise ValueError(f"{ckpt_path}: checkpoint was written with another config; "
-                             "delete it (or the run directory) to start afresh")
+        differences = config_differences(ckpt["config"], dataclasses.asdict(cfg))
+        if differences:
+            raise ValueError(f"{ckpt_path}: checkpoint was written with another config "
+                             f"({'; '.join(differences)}); delete it (or the run directory) "
+                             "to start afresh")
         model.load_state_dict(ckpt["model"])
         for name, opt in optimizers.items():
             opt.load_state_dict(ckpt["optimizers"][name])
@@ -290,6 +328,7 @@ def run_meta_training(cfg: MetaTrainConfig, train_buffers: list[Path],
     pending: list[dict[str, float]] = []
 
     def save(step: int) -> None:
+        _check_finite_parameters(model, run_dir, step, last_saved["step"])
         last_saved["step"] = step
         with atomic_path(ckpt_path) as tmp:
             torch.save({"config": dataclasses.asdict(cfg), "step": step,
@@ -305,6 +344,10 @@ def run_meta_training(cfg: MetaTrainConfig, train_buffers: list[Path],
 
     def evaluate(step: int) -> float:
         episodes = evaluate_tasks(model, test, cfg, seed=evaluation_seed(cfg, step))
+        if not all(math.isfinite(e.episode_return) for e in episodes):
+            raise FloatingPointError(
+                f"{run_dir}: non-finite meta-test return at meta-step {step}; the last good "
+                f"checkpoint (step {last_saved['step']}) is kept")
         rows.extend((step, e.task_id, e.episode, e.episode_return, e.unadapted_return)
                     + ((float(e.success),) if with_success else ())
                     for e in episodes)

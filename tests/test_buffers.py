@@ -373,3 +373,20 @@ def test_batch_shapes_and_dtypes(ten_episodes):
     full = sample_contiguous(buf, len(buf), np.random.default_rng(0))
     assert full.terminals.sum().item() == buf.terminals.sum()
     assert full.mc_returns[-1].item() == pytest.approx(float(buf.rewards[-1]))
+
+
+@pytest.mark.parametrize("key,row,value,match", [
+    ("rewards", 5, np.nan, "rewards.*finite.*row 5"),
+    ("observations", 2, np.inf, "observations.*finite.*row 2"),
+    ("actions", 7, 10.0, "actions.*action box.*row 7"),
+])
+def test_load_refuses_non_finite_or_out_of_box_data(tmp_path, key, row, value, match):
+    """Flipped bytes or NaN rewards must not train silently."""
+    path, _ = write(tmp_path / "task03.h5")
+    with h5py.File(path, "a") as f:
+        data = f[key][()]
+        data[row] = value
+        del f[key]
+        f[key] = data
+    with pytest.raises(BufferSchemaError, match=match):
+        load_task_buffer(path)

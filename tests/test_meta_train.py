@@ -186,3 +186,61 @@ def test_test_time_steps_reproduce_the_last_evaluation_and_vary_with_n(tiny_buff
     np.testing.assert_allclose(three["unadapted_return"].to_numpy(),
                                one["unadapted_return"].to_numpy())
     assert summarise_test_time_steps(df).test_steps.tolist() == [1, 3]
+
+
+def test_buffers_of_another_family_or_task_are_refused(tiny_buffers, tmp_path):
+    import shutil
+
+    import h5py
+
+    cfg = tiny_config()
+    with pytest.raises(ValueError, match="both training and test"):
+        run_meta_training(cfg, [tiny_buffers[3]], [tiny_buffers[3]], tmp_path / "a",
+                          progress=False)
+    with pytest.raises(ValueError, match="task_id' is 3; the split's training task here is 0"):
+        run_meta_training(cfg, [tiny_buffers[3]], [tiny_buffers[11]], tmp_path / "b",
+                          progress=False, expected_task_ids=([0], [11]))
+    other = tmp_path / "task03.h5"
+    shutil.copy(tiny_buffers[3], other)
+    with h5py.File(other, "a") as f:
+        f.attrs["family"] = "cheetah-dir"
+    with pytest.raises(ValueError, match="'family' is 'cheetah-dir'; expected 'cheetah-vel'"):
+        run_meta_training(cfg, [other], [tiny_buffers[11]], tmp_path / "c", progress=False)
+    assert not (tmp_path / "c" / "config.yaml").exists()
+
+
+def test_refused_rerun_names_the_field_and_keeps_the_run_config(tiny_buffers, tmp_path):
+    cfg = tiny_config(steps=2, eval_every=2)
+    run_meta_training(cfg, [tiny_buffers[3]], [tiny_buffers[11]], tmp_path, progress=False)
+    before = (tmp_path / "config.yaml").read_text()
+    changed = tiny_config(steps=2, eval_every=2, macaw={"width": 16, "latent": 4,
+                                                        "inner_lr": 0.01,
+                                                        "finetune_policy_lr": 1e-3})
+    with pytest.raises(ValueError, match=r"macaw.finetune_policy_lr: 0.0001 -> 0.001"):
+        run_meta_training(changed, [tiny_buffers[3]], [tiny_buffers[11]], tmp_path,
+                          progress=False)
+    assert (tmp_path / "config.yaml").read_text() == before
+
+
+@pytest.mark.parametrize("eval_every,blow_up,match", [
+    (6, 4, r"non-finite parameters .* at meta-step 4; .*\(step 2\)"),
+    (3, 3, r"non-finite meta-test return at meta-step 3; .*\(step 2\)")])
+def test_non_finite_parameters_are_never_checkpointed(tiny_buffers, tmp_path, monkeypatch,
+                                                      eval_every, blow_up, match):
+    """Weights that went to inf after a step with finite losses: the step-4 checkpoint is
+    refused (and an evaluation returning NaN stops the run), the step-2 one is kept."""
+    cfg = tiny_config(eval_every=eval_every)
+    original, calls = macaw_algo.meta_step, {"n": 0}
+
+    def blow_up_at_3(model, *args, **kwargs):
+        calls["n"] += 1
+        stats = original(model, *args, **kwargs)
+        if calls["n"] == blow_up:
+            with torch.no_grad():
+                next(iter(model.policy.values())).fill_(float("inf"))
+        return stats                                    # finite losses: only the weights
+
+    monkeypatch.setattr(macaw_algo, "meta_step", blow_up_at_3)
+    with pytest.raises(FloatingPointError, match=match):
+        run_meta_training(cfg, [tiny_buffers[3]], [tiny_buffers[11]], tmp_path, progress=False)
+    assert torch.load(tmp_path / "checkpoint.pt", weights_only=True)["step"] == 2

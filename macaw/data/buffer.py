@@ -364,6 +364,17 @@ def _validate_arrays(path: Path, arrays: dict[str, np.ndarray]) -> None:
     for key in BOOL_KEYS:
         if arrays[key].dtype != np.bool_:
             raise _schema_error(path, f"key {key!r}", "dtype bool", f"dtype {arrays[key].dtype}")
+    for key in FLOAT_KEYS:
+        bad = ~np.isfinite(arrays[key])
+        if bad.any():
+            first = int(np.argwhere(bad)[0][0])
+            raise _schema_error(path, f"key {key!r}", "finite values",
+                                f"{int(bad.sum())} NaN/inf, the first at row {first}")
+    actions = arrays["actions"]
+    if actions.size and np.abs(actions).max() > 1.0 + 1e-6:
+        row = int(np.argwhere(np.abs(actions) > 1.0 + 1e-6)[0][0])
+        raise _schema_error(path, "key 'actions'", "values in the action box [-1, 1]",
+                            f"{float(np.abs(actions).max()):.3g} at row {row}")
 
     starts = arrays["episode_starts"]
     if starts.ndim != 1 or starts.dtype.kind not in "iu" or starts.size == 0:
