@@ -158,7 +158,8 @@ def cmd_meta_train(args: argparse.Namespace) -> None:
 
     run_meta_training(cfg, paths(split["train"]), paths(split["test"]), args.run_dir,
                       progress=not args.no_progress,
-                      expected_task_ids=(split["train"], split["test"]))
+                      expected_task_ids=(split["train"], split["test"]),
+                      restart_on_config_change=args.restart_on_config_change)
 
 
 def cmd_fewshot(args: argparse.Namespace) -> None:
@@ -338,6 +339,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--run-dir", type=Path, required=True,
                    help="output directory (config.yaml, checkpoint.pt, eval.csv)")
     p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--restart-on-config-change", action="store_true",
+                   help="if run-dir holds a checkpoint of another config, move it aside "
+                   "(checkpoint.stale.pt) and start afresh instead of refusing")
     p.set_defaults(func=cmd_meta_train)
 
     p = sub.add_parser("fewshot", help="meta-train MAML on few-shot digit classification (Fig. 6's "

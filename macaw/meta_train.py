@@ -279,10 +279,13 @@ def _check_finite_parameters(model, run_dir: Path, step: int, last_good) -> None
 
 def run_meta_training(cfg: MetaTrainConfig, train_buffers: list[Path],
                       test_buffers: list[Path], run_dir: Path, progress: bool = True,
-                      expected_task_ids: tuple[list[int], list[int]] | None = None) -> Path:
+                      expected_task_ids: tuple[list[int], list[int]] | None = None,
+                      restart_on_config_change: bool = False) -> Path:
     """Meta-train ``cfg.method`` on the training tasks, meta-testing on the test tasks every
-    ``eval_every`` steps; resumes from ``run_dir/checkpoint.pt`` if present. Returns the path
-    of ``eval.csv``."""
+    ``eval_every`` steps; resumes from ``run_dir/checkpoint.pt`` if present. A checkpoint of
+    another config is refused, or with ``restart_on_config_change`` (what Snakemake asks for
+    when a param changed) moved aside to ``checkpoint.stale.pt`` and the run starts afresh.
+    Returns the path of ``eval.csv``."""
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     device = pick_device(cfg.device)
@@ -300,10 +303,16 @@ def run_meta_training(cfg: MetaTrainConfig, train_buffers: list[Path],
     if ckpt_path.exists():
         ckpt = torch.load(ckpt_path, map_location=device, weights_only=True)
         differences = config_differences(ckpt["config"], dataclasses.asdict(cfg))
-        if differences:
+        if differences and restart_on_config_change:
+            log.warning("%s: config changed (%s); the old checkpoint is kept as "
+                        "checkpoint.stale.pt and the run starts afresh", run_dir,
+                        "; ".join(differences))
+            ckpt_path.replace(run_dir / "checkpoint.stale.pt")
+        elif differences:
             raise ValueError(f"{ckpt_path}: checkpoint was written with another config "
                              f"({'; '.join(differences)}); delete it (or the run directory) "
                              "to start afresh")
+    if ckpt_path.exists():
         model.load_state_dict(ckpt["model"])
         for name, opt in optimizers.items():
             opt.load_state_dict(ckpt["optimizers"][name])
@@ -336,6 +345,9 @@ def run_meta_training(cfg: MetaTrainConfig, train_buffers: list[Path],
                         "optimizers": {k: o.state_dict() for k, o in optimizers.items()},
                         "rng": _rng_state(rng), "eval_rows": rows,
                         "train_rows": train_rows}, tmp)
+        write_csvs()
+
+    def write_csvs() -> None:
         with atomic_path(eval_path) as tmp:
             tmp.write_text(header + "\n" + "".join(
                 f"{s},{t},{e},{r:.6f},{u:.6f}" + "".join(f",{x:.1f}" for x in rest) + "\n"
@@ -383,6 +395,9 @@ def run_meta_training(cfg: MetaTrainConfig, train_buffers: list[Path],
         if step % cfg.checkpoint_every == 0 or step == cfg.steps:
             save(step)
     bar.close()
+    # A finished run started again (e.g. its eval.csv was deleted) rewrites its CSVs from
+    # the checkpoint instead of leaving Snakemake a missing output.
+    write_csvs()
     return eval_path
 
 

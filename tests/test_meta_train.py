@@ -244,3 +244,29 @@ def test_non_finite_parameters_are_never_checkpointed(tiny_buffers, tmp_path, mo
     with pytest.raises(FloatingPointError, match=match):
         run_meta_training(cfg, [tiny_buffers[3]], [tiny_buffers[11]], tmp_path, progress=False)
     assert torch.load(tmp_path / "checkpoint.pt", weights_only=True)["step"] == 2
+
+
+def test_restart_on_config_change_keeps_the_old_checkpoint_and_starts_afresh(tiny_buffers,
+                                                                            tmp_path):
+    cfg = tiny_config(steps=2, eval_every=2)
+    run_meta_training(cfg, [tiny_buffers[3]], [tiny_buffers[11]], tmp_path, progress=False)
+    changed = tiny_config(steps=4, eval_every=2)
+    run_meta_training(changed, [tiny_buffers[3]], [tiny_buffers[11]], tmp_path,
+                      progress=False, restart_on_config_change=True)
+    assert torch.load(tmp_path / "checkpoint.stale.pt", weights_only=True)["step"] == 2
+    assert torch.load(tmp_path / "checkpoint.pt", weights_only=True)["step"] == 4
+    assert yaml.safe_load((tmp_path / "config.yaml").read_text())["steps"] == 4
+    fresh = run_meta_training(changed, [tiny_buffers[3]], [tiny_buffers[11]],
+                              tmp_path / "fresh", progress=False)
+    pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "eval.csv"), pd.read_csv(fresh))
+
+
+def test_a_finished_run_rewrites_a_missing_eval_csv(tiny_buffers, tmp_path):
+    cfg = tiny_config(steps=2, eval_every=2)
+    run_meta_training(cfg, [tiny_buffers[3]], [tiny_buffers[11]], tmp_path, progress=False)
+    before = (tmp_path / "eval.csv").read_text()
+    (tmp_path / "eval.csv").unlink()
+    (tmp_path / "train.csv").unlink()
+    run_meta_training(cfg, [tiny_buffers[3]], [tiny_buffers[11]], tmp_path, progress=False)
+    assert (tmp_path / "eval.csv").read_text() == before
+    assert (tmp_path / "train.csv").exists()

@@ -1,6 +1,7 @@
 # Stage 4: meta-training of MACAW, its ablations and the baselines on a split's training tasks, with
 # meta-test evaluation of the split's test tasks along the way (macaw.meta_train). A killed
-# job resumes from checkpoint.pt (not a declared output, so Snakemake keeps it on failure).
+# job resumes from checkpoint.pt (not a declared output, so Snakemake keeps it on failure);
+# a job rerun because its params changed moves the old checkpoint aside and starts afresh.
 
 
 rule meta_train:
@@ -31,7 +32,7 @@ rule meta_train:
         "macaw meta-train --family {wildcards.family} --split {input.split}"
         " --buffers-dir results/buffers/{wildcards.family} --method {params.method}"
         " --seed {wildcards.seed} --params {params.meta:q} --threads {threads}"
-        " --run-dir {params.run_dir} 2>&1 | tee {log}"
+        " --run-dir {params.run_dir} --restart-on-config-change 2>&1 | tee {log}"
 
 
 rule runs:
