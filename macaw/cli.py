@@ -326,9 +326,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--split", type=Path, required=True, help="split JSON (macaw make-split)")
     p.add_argument("--buffers-dir", type=Path, required=True,
                    help="directory of the family's task??.h5 buffers")
-    p.add_argument("--method", default="macaw",
-                   help="macaw, macaw_noadv, macaw_nowt_width, macaw_nowt_params, meta_bc, "
-                        "pearl or mt_ft")
+    from macaw.algos.registry import METHODS
+
+    p.add_argument("--method", default="macaw", choices=list(METHODS),
+                   help="; ".join(f"{m.name}: {m.label}" for m in METHODS.values()))
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--params", type=_json_arg, default={},
                    help="JSON object of MetaTrainConfig fields (macaw.meta_train), with "

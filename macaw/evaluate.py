@@ -18,16 +18,14 @@ test tasks: consecutive evaluations of one MT+FT run jumped between -152 and -23
 from __future__ import annotations
 
 import math
-from typing import Callable, NamedTuple
+from typing import NamedTuple
 
 import numpy as np
 import torch
 
+from macaw.algos.base import Policy
 from macaw.data import Batch, TaskData, stack_batches, uniform_indices
 from macaw.envs import get_family, make_task_env
-
-Policy = Callable[[torch.Tensor], torch.Tensor]
-"""A deterministic policy: observation ``(obs_dim,)`` to action ``(act_dim,)``."""
 
 
 class Episode(NamedTuple):

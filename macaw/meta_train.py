@@ -33,44 +33,26 @@ import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Protocol
 
 import numpy as np
 import torch
 import yaml
 from tqdm.auto import tqdm
 
-from macaw.algos.macaw import MACAW, MACAWConfig
-from macaw.data import WINDOWS, Batch, TaskData
+from macaw.algos import registry
+from macaw.algos.base import MetaLearner
+from macaw.algos.macaw import MACAWConfig
+from macaw.data import WINDOWS, TaskData
 from macaw.envs import get_family
 from macaw.evaluate import evaluate_tasks
 from macaw.fields import check_known_fields
 from macaw.io import atomic_path
-from macaw.nets.networks import equal_params_width
 
 log = logging.getLogger(__name__)
 
-MACAW_METHODS = ("macaw", "macaw_noadv", "macaw_nowt_width", "macaw_nowt_params", "meta_bc")
-METHODS = (*MACAW_METHODS, "pearl", "mt_ft")
+METHODS = tuple(registry.METHODS)
 """Every method meta-trains through :func:`run_meta_training` and meta-tests through
-:func:`macaw.evaluate.evaluate_tasks`; Meta-BC and the ablations are MACAW switches."""
-
-
-class MetaLearner(Protocol):
-    """What :func:`run_meta_training` needs of a method (an ``nn.Module``)."""
-
-    cfg: Any
-    """The method's resolved hyperparameters (a dataclass), dumped next to every run."""
-
-    def optimizers(self) -> dict[str, torch.optim.Optimizer]: ...
-
-    def train_step(self, optimizers: dict[str, torch.optim.Optimizer], tasks: list[TaskData],
-                   data: "MetaTrainConfig", rng: np.random.Generator) -> dict[str, float]:
-        """Sample its training data from ``tasks`` with ``rng`` and take one step."""
-
-    def adapt_policies(self, batch: Batch) -> list[Callable[[torch.Tensor], torch.Tensor]]:
-        """Adapt to each test task's offline batch ``(T, B, ...)``; one deterministic policy
-        ``obs (obs_dim,) -> action (act_dim,)`` per task."""
+:func:`macaw.evaluate.evaluate_tasks` (:mod:`macaw.algos.registry`)."""
 
 
 @dataclass
@@ -130,13 +112,13 @@ class MetaTrainConfig:
         check_known_fields(MACAWConfig, algo_values, "meta-training config, section 'macaw'")
         check_known_fields(cls, values, "meta-training config")
         cfg = cls(macaw=MACAWConfig(**algo_values), **values)
-        for section in ("pearl", "mt_ft"):
-            if getattr(cfg, section) or cfg.method == section:
-                check_known_fields(_baseline_config(section), getattr(cfg, section),
-                                   f"meta-training config, section {section!r}")
         if cfg.method not in METHODS:
             raise ValueError(f"meta-training config: method {cfg.method!r} unknown; "
                              f"expected one of {METHODS}")
+        for section in ("pearl", "mt_ft"):
+            if getattr(cfg, section) or registry.get_method(cfg.method).section == section:
+                check_known_fields(registry.config_class(section), getattr(cfg, section),
+                                   f"meta-training config, section {section!r}")
         if cfg.inner_quality not in WINDOWS:
             raise ValueError(f"meta-training config: inner_quality {cfg.inner_quality!r}; "
                              f"expected one of {WINDOWS}")
@@ -153,51 +135,15 @@ class MetaTrainConfig:
         return cfg
 
 
-def _baseline_config(method: str) -> type:
-    """The hyperparameter dataclass of a baseline (imported only when it is used)."""
-    if method == "pearl":
-        from macaw.algos.pearl import PEARLConfig
-
-        return PEARLConfig
-    from macaw.algos.mt_ft import MTFTConfig
-
-    return MTFTConfig
-
-
 def method_config(method: str, base: MACAWConfig, obs_dim: int, act_dim: int) -> MACAWConfig:
-    """The ablations and Meta-BC are switches of the same algorithm (paper Fig. 4 left /
-    center, Section 5)."""
-    if method == "macaw":
-        return base
-    if method == "meta_bc":
-        return dataclasses.replace(base, behaviour_cloning=True, adv_loss=False)
-    if method == "macaw_noadv":
-        return dataclasses.replace(base, adv_loss=False)
-    if method == "macaw_nowt_width":
-        return dataclasses.replace(base, latent=0)
-    if method == "macaw_nowt_params":
-        width = equal_params_width(obs_dim, act_dim, base.width, base.latent, base.n_hidden)
-        return dataclasses.replace(base, latent=0, width=width)
-    raise ValueError(f"unknown method {method!r}; expected one of {METHODS}")
+    """The ablations and Meta-BC are switches of MACAW (:mod:`macaw.algos.registry`)."""
+    return registry.method_config(method, base, obs_dim, act_dim)
 
 
 def build_learner(cfg: MetaTrainConfig, obs_dim: int, act_dim: int, n_train_tasks: int,
                   device: torch.device) -> MetaLearner:
     """The method ``cfg.method``, its parameters on ``device``."""
-    if cfg.method in MACAW_METHODS:
-        learner = MACAW(obs_dim, act_dim, method_config(cfg.method, cfg.macaw, obs_dim, act_dim),
-                        seed=cfg.seed)
-    elif cfg.method == "pearl":
-        from macaw.algos.pearl import PEARL, PEARLConfig
-
-        learner = PEARL(obs_dim, act_dim, n_train_tasks, PEARLConfig(**cfg.pearl), seed=cfg.seed)
-    elif cfg.method == "mt_ft":
-        from macaw.algos.mt_ft import MTFT, MTFTConfig
-
-        learner = MTFT(obs_dim, act_dim, n_train_tasks, MTFTConfig(**cfg.mt_ft), seed=cfg.seed)
-    else:
-        raise ValueError(f"unknown method {cfg.method!r}; expected one of {METHODS}")
-    return learner.to(device)
+    return registry.build(cfg, obs_dim, act_dim, n_train_tasks).to(device)
 
 
 def pick_device(name: str) -> torch.device:
@@ -245,8 +191,8 @@ def write_train_csv(path: Path, train_rows: list[dict[str, float]]) -> None:
 
 def check_tasks(cfg: MetaTrainConfig, train: list[TaskData], test: list[TaskData],
                 expected_task_ids: tuple[list[int], list[int]] | None = None) -> None:
-    """Every buffer is of ``cfg.family``, no task is both a training and a test task (or
-    twice in a list), and, given the split's ids, each file holds the task it should."""
+    """Every buffer is of ``cfg.family``, no task is twice among the training (or test)
+    tasks, and, given the split's ids, each file holds the task it should."""
     for task in (*train, *test):
         if task.buffer.family != cfg.family:
             raise ValueError(f"{task.buffer.path}: attribute 'family' is "
@@ -259,13 +205,12 @@ def check_tasks(cfg: MetaTrainConfig, train: list[TaskData], test: list[TaskData
                     raise ValueError(f"{task.buffer.path}: attribute 'task_id' is "
                                      f"{task.task_id}; the split's {role} task here is "
                                      f"{expected}")
-    train_ids, test_ids = [t.task_id for t in train], [t.task_id for t in test]
-    for ids, role in ((train_ids, "training"), (test_ids, "test")):
+    # (A task may be both a training and a test task: cheetah-dir's split has 2 tasks.)
+    for tasks, role in ((train, "training"), (test, "test")):
+        ids = [t.task_id for t in tasks]
         if len(set(ids)) != len(ids):
-            raise ValueError(f"{cfg.family}: a {role} task appears twice: {sorted(ids)}")
-    if set(train_ids) & set(test_ids):
-        raise ValueError(f"{cfg.family}: task(s) {sorted(set(train_ids) & set(test_ids))} "
-                         "are both training and test tasks")
+            raise ValueError(f"{cfg.family}: a {role} task appears twice: {sorted(ids)} "
+                             f"({', '.join(str(t.buffer.path) for t in tasks)})")
 
 
 def _check_finite_parameters(model, run_dir: Path, step: int, last_good) -> None:

@@ -12,7 +12,7 @@ import yaml
 import macaw.algos.macaw as macaw_algo
 import macaw.data.tasks as data_tasks
 from macaw.data import TaskData, sample_meta_batch
-from macaw.meta_train import MetaTrainConfig, run_meta_training
+from macaw.meta_train import MetaTrainConfig, build_learner, run_meta_training
 
 
 def tiny_config(**kw) -> MetaTrainConfig:
@@ -194,9 +194,9 @@ def test_buffers_of_another_family_or_task_are_refused(tiny_buffers, tmp_path):
     import h5py
 
     cfg = tiny_config()
-    with pytest.raises(ValueError, match="both training and test"):
-        run_meta_training(cfg, [tiny_buffers[3]], [tiny_buffers[3]], tmp_path / "a",
-                          progress=False)
+    with pytest.raises(ValueError, match="a training task appears twice"):
+        run_meta_training(cfg, [tiny_buffers[3], tiny_buffers[3]], [tiny_buffers[11]],
+                          tmp_path / "a", progress=False)
     with pytest.raises(ValueError, match="task_id' is 3; the split's training task here is 0"):
         run_meta_training(cfg, [tiny_buffers[3]], [tiny_buffers[11]], tmp_path / "b",
                           progress=False, expected_task_ids=([0], [11]))
@@ -270,3 +270,25 @@ def test_a_finished_run_rewrites_a_missing_eval_csv(tiny_buffers, tmp_path):
     run_meta_training(cfg, [tiny_buffers[3]], [tiny_buffers[11]], tmp_path, progress=False)
     assert (tmp_path / "eval.csv").read_text() == before
     assert (tmp_path / "train.csv").exists()
+
+
+def test_every_registered_method_builds_and_the_workflow_pattern_matches_runs():
+    import re
+
+    from macaw.algos.registry import METHODS, labels, run_method_pattern
+
+    pattern = re.compile(run_method_pattern())
+    for name in METHODS:
+        cfg = MetaTrainConfig.from_dict({"family": "cheetah-vel", "method": name,
+                                         "macaw": {"width": 8, "latent": 2},
+                                         "pearl": {"width": 8, "encoder_width": 8},
+                                         "mt_ft": {"width": 8}})
+        learner = build_learner(cfg, 17, 6, 3, torch.device("cpu"))
+        assert learner.unadapted_policy()(torch.zeros(17)).shape == (6,)
+        assert pattern.fullmatch(name) and pattern.fullmatch(f"{name}-bad")
+    assert not pattern.fullmatch("macaw-great") and not pattern.fullmatch("maml")
+    assert labels()["mt_ft"] == "Offline MT+FT"
+    nowt = build_learner(MetaTrainConfig.from_dict({"family": "cheetah-vel",
+                                                    "method": "macaw_nowt_params"}),
+                         17, 6, 3, torch.device("cpu"))
+    assert nowt.cfg.latent == 0 and nowt.cfg.width > 100

@@ -43,12 +43,13 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Callable, NamedTuple, Protocol
+from typing import Callable, NamedTuple
 
 import numpy as np
 import torch
 from torch import nn
 
+from macaw.algos.base import MetaBatchShape
 from macaw.algos.losses import (advantage_loss, awr_loss, awr_weights, bootstrapped_returns,
                                 value_loss)
 from macaw.data import Batch, MetaBatch, TaskData, sample_meta_batch
@@ -111,15 +112,6 @@ class MACAWConfig:
     no value function, no L_ADV). Same adaptation code as MACAW."""
 
 
-class MetaBatchShape(Protocol):
-    """What :meth:`MACAW.train_step` reads from the run config
-    (:class:`macaw.meta_train.MetaTrainConfig`)."""
-
-    tasks_per_batch: int
-    inner_batch: int
-    outer_batch: int
-
-
 def _inverse_softplus(y: float) -> float:
     return math.log(math.expm1(y))
 
@@ -160,7 +152,7 @@ class MACAW(nn.Module):
         return nn.functional.softplus(self.adv_coef_rho)
 
     def train_step(self, optimizers: dict[str, torch.optim.Optimizer], tasks: list[TaskData],
-                   data: "MetaBatchShape", rng: np.random.Generator) -> dict[str, float]:
+                   data: MetaBatchShape, rng: np.random.Generator) -> dict[str, float]:
         """One meta-step on a freshly sampled meta-batch of ``tasks``."""
         batch = sample_meta_batch(tasks, data.tasks_per_batch, data.inner_batch,
                                   data.outer_batch, rng)
@@ -193,7 +185,7 @@ class MACAW(nn.Module):
             out["adv_coef"] = float(self.adv_coef)
         return out
 
-    def diagnostics(self, tasks: list[TaskData], data: "MetaBatchShape",
+    def diagnostics(self, tasks: list[TaskData], data: MetaBatchShape,
                     rng: np.random.Generator) -> dict[str, float]:
         """What limits the single adaptation step (``train.csv``): the mean learned inner
         rates, lambda, and on a fresh meta-batch the value loss on the outer (held-out)

@@ -5,6 +5,7 @@ import shlex
 
 from snakemake.utils import min_version, validate
 
+from macaw.algos.registry import labels as method_labels, run_method_pattern
 from macaw.envs import get_family
 
 min_version("8.0")
@@ -65,15 +66,7 @@ wildcard_constraints:
 
 # ---------------------------------------------------------------- meta-training runs
 
-METHOD_LABELS = {
-    "macaw": "MACAW",
-    "macaw_noadv": "MAML+AWR (no L_ADV)",
-    "macaw_nowt_width": "No WT, equal width",
-    "macaw_nowt_params": "No WT, equal params",
-    "meta_bc": "Meta-BC",
-    "pearl": "Offline PEARL",
-    "mt_ft": "Offline MT+FT",
-}
+METHOD_LABELS = method_labels()                         # macaw/algos/registry.py
 WT_ABLATION = ("macaw", "macaw_nowt_width", "macaw_nowt_params")
 COMPARISON = ("macaw", "pearl", "mt_ft", "meta_bc")    # Fig. 3
 SPARSITY_METHODS = ("macaw", "pearl", "mt_ft")          # Fig. 4 right
@@ -114,12 +107,15 @@ def run_dir(family, split, method, seed):
 def meta_train_params(family, run_method):
     """A run directory's method may carry a data-quality suffix: macaw_noadv-bad. Params are
     meta_training.params with meta_training.family_params[family] merged over them (one
-    level deep: e.g. the walker's MT+FT value rate, paper Table 3)."""
+    level deep: e.g. the walker's MT+FT value rate, paper Table 3), then
+    meta_training.method_params[method] (e.g. fewer steps for the costliest methods)."""
     method, _, quality = run_method.partition("-")
     params = {k: dict(v) if isinstance(v, dict) else v
               for k, v in config["meta_training"]["params"].items()}
-    for key, value in config["meta_training"].get("family_params", {}).get(family, {}).items():
-        params[key] = {**params.get(key, {}), **value} if isinstance(value, dict) else value
+    for overrides in (config["meta_training"].get("family_params", {}).get(family, {}),
+                      config["meta_training"].get("method_params", {}).get(method, {})):
+        for key, value in overrides.items():
+            params[key] = {**params.get(key, {}), **value} if isinstance(value, dict) else value
     if quality:
         params["inner_quality"] = quality
     return method, params

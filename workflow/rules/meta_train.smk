@@ -17,7 +17,7 @@ rule meta_train:
         meta=lambda w: json.dumps(meta_train_params(w.family, w.method)[1]),
         run_dir=lambda w, output: os.path.dirname(output.eval),
     wildcard_constraints:
-        method=r"(macaw(_noadv|_nowt_width|_nowt_params)?|meta_bc|pearl|mt_ft)(-bad|-medium|-good)?",
+        method=run_method_pattern(),
         seed=r"\d+",
     threads: job_threads
     resources:

@@ -1,0 +1,89 @@
+"""Assemble the fidelity study (benchmarks/fidelity_study.sh) into small committed files:
+
+    docs/results/fidelity/curves.csv, curves.pdf   MACAW vs MT+FT, 10k meta-steps, 3 seeds
+    docs/results/fidelity/summary.{csv,md,json}    final scores at 10k (last 3 evaluations)
+    docs/results/fidelity/ablation.{csv,md,json}   each authors'-code detail switched back
+                                                   off, final score at 3000 steps
+    docs/results/fidelity/diagnostics.{csv,pdf}    adaptation gain, rates, lambda, value loss
+    docs/results/fidelity/runs/…                   every run's eval.csv, train.csv, config.yaml
+
+Usage: python benchmarks/fidelity_report.py [--study results/study] [--out docs/results/fidelity]
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+from pathlib import Path
+
+import pandas as pd
+
+from macaw.plotting.curves import RunCurve, plot_curves
+from macaw.plotting.diagnostics import DiagnosticRun, plot_diagnostics
+from macaw.stats import SummaryRun, write_summary
+
+VARIANTS = {
+    "macaw": "MACAW",                                   # all authors' details (the default)
+    "macaw-uniform-init": "z ~ U(-1, 1) WT init",
+    "macaw-no-bootstrap": "no bootstrapping",
+    "macaw-stride1": "stride 1 (inner batch ~1.3 episodes)",
+    "macaw-window-all": "whole lifetime as window",
+}
+ABLATION_STEPS = 3000
+
+
+def seeds_of(study: Path, name: str) -> list[int]:
+    return sorted(int(p.name[4:]) for p in (study / name).glob("seed*")
+                  if (p / "eval.csv").exists())
+
+
+def truncated(eval_csv: Path, steps: int, out: Path) -> Path:
+    df = pd.read_csv(eval_csv)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    df[df.step <= steps].to_csv(out, index=False)
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--study", type=Path, default=Path("results/study"))
+    parser.add_argument("--out", type=Path, default=Path("docs/results/fidelity"))
+    args = parser.parse_args()
+    out, study = args.out, args.study
+    out.mkdir(parents=True, exist_ok=True)
+    for run in sorted(study.glob("*/seed*")):        # the raw CSVs behind every number
+        dest = out / "runs" / run.parent.name / run.name
+        dest.mkdir(parents=True, exist_ok=True)
+        for name in ("eval.csv", "train.csv", "config.yaml"):
+            if (run / name).exists():
+                shutil.copy(run / name, dest / name)
+
+    main_runs = [(label, name, seed) for name, label in (("macaw", "MACAW"),
+                                                          ("mt_ft", "Offline MT+FT"))
+                 for seed in seeds_of(study, name)]
+    plot_curves([RunCurve("cheetah-vel standard", label, seed,
+                          study / name / f"seed{seed}" / "eval.csv")
+                 for label, name, seed in main_runs],
+                out / "curves.pdf", out / "curves.csv", title="cheetah-vel, default scale")
+    write_summary([SummaryRun("cheetah-vel", "standard", label, seed,
+                              study / name / f"seed{seed}" / "eval.csv")
+                   for label, name, seed in main_runs], out / "summary.csv",
+                  out / "summary.md", last=3, reps=5000)
+    plot_diagnostics([DiagnosticRun(label, seed, study / name / f"seed{seed}")
+                      for label, name, seed in main_runs], out / "diagnostics.pdf",
+                     out / "diagnostics.csv", title="cheetah-vel standard")
+
+    ablation = []
+    for name, label in VARIANTS.items():
+        for seed in seeds_of(study, name):
+            path = study / name / f"seed{seed}" / "eval.csv"
+            if pd.read_csv(path).step.max() < ABLATION_STEPS:
+                continue
+            ablation.append(SummaryRun("cheetah-vel", "standard", label, seed, truncated(
+                path, ABLATION_STEPS, out / "ablation_runs" / name / f"seed{seed}.csv")))
+    write_summary(ablation, out / "ablation.csv", out / "ablation.md", last=3, reps=5000)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,43 @@
+"""What every meta-learner provides, below both the training loop and the algorithms (so
+neither imports the other): :class:`MetaLearner` and the batch sizes it reads."""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Protocol
+
+import numpy as np
+import torch
+
+from macaw.data import Batch, TaskData
+
+Policy = Callable[[torch.Tensor], torch.Tensor]
+"""A deterministic policy: observation ``(obs_dim,)`` to action ``(act_dim,)``."""
+
+
+class MetaBatchShape(Protocol):
+    """The batch sizes a learner's ``train_step`` reads from the run config
+    (:class:`macaw.meta_train.MetaTrainConfig`)."""
+
+    tasks_per_batch: int
+    inner_batch: int
+    outer_batch: int
+
+
+class MetaLearner(Protocol):
+    """What :func:`macaw.meta_train.run_meta_training` needs of a method (an ``nn.Module``)."""
+
+    cfg: Any
+    """The method's resolved hyperparameters (a dataclass), dumped next to every run."""
+
+    def optimizers(self) -> dict[str, torch.optim.Optimizer]: ...
+
+    def train_step(self, optimizers: dict[str, torch.optim.Optimizer], tasks: list[TaskData],
+                   data: MetaBatchShape, rng: np.random.Generator) -> dict[str, float]:
+        """Sample its training data from ``tasks`` with ``rng`` and take one step."""
+
+    def adapt_policies(self, batch: Batch) -> list[Policy]:
+        """Adapt to each test task's offline batch ``(T, B, ...)``; one deterministic policy
+        per task."""
+
+    def unadapted_policy(self) -> Policy:
+        """The meta-policy before any adaptation (the adaptation gain's baseline)."""
