@@ -390,3 +390,17 @@ def test_load_refuses_non_finite_or_out_of_box_data(tmp_path, key, row, value, m
         f[key] = data
     with pytest.raises(BufferSchemaError, match=match):
         load_task_buffer(path)
+
+
+def test_atomic_write_gives_the_umask_permissions_not_0600(tmp_path):
+    import os
+
+    from macaw.io import atomic_path
+
+    old = os.umask(0o022)
+    try:
+        with atomic_path(tmp_path / "shared.csv") as tmp:
+            tmp.write_text("x\n")
+    finally:
+        os.umask(old)
+    assert (tmp_path / "shared.csv").stat().st_mode & 0o777 == 0o644
