@@ -200,8 +200,21 @@ def summary_run_args():
         f"--run {family} {split} {shlex.quote(label)} {seed}"
         f" {run_dir(family, split, m, seed)}/eval.csv"
         for family, split, label, m in summary_runs()
-        for seed in config["meta_training"]["seeds"]
+        for seed in run_seeds(m)
     )
+
+
+def run_seeds(run_method):
+    """Seeds of a run's method: meta_training.method_seeds[method], else meta_training.seeds
+    (the costliest runs may use fewer seeds; the README says which)."""
+    method = run_method.partition("-")[0]
+    return config["meta_training"].get("method_seeds", {}).get(
+        method, config["meta_training"]["seeds"])
+
+
+def online_seeds():
+    """Seeds of Table 1's online fine-tuning (meta_training.online_seeds, else every seed)."""
+    return config["meta_training"].get("online_seeds", config["meta_training"]["seeds"])
 
 
 def online_file(method, seed):
@@ -211,7 +224,7 @@ def online_file(method, seed):
 def online_files():
     """Table 1's online fine-tuning results, one per method and seed."""
     return [
-        online_file(m, seed) for m in ONLINE_METHODS for seed in config["meta_training"]["seeds"]
+        online_file(m, seed) for m in ONLINE_METHODS for seed in online_seeds()
     ]
 
 
@@ -223,7 +236,7 @@ def figure_eval_files(figure):
     return [
         f"{run_dir(family, split, m, seed)}/eval.csv"
         for _, _, family, split, m in figure_runs(figure)
-        for seed in config["meta_training"]["seeds"]
+        for seed in run_seeds(m)
     ]
 
 
@@ -232,5 +245,5 @@ def figure_run_args(figure):
         f"--run {shlex.quote(panel)} {shlex.quote(label)} {seed}"
         f" {run_dir(family, split, m, seed)}/eval.csv"
         for panel, label, family, split, m in figure_runs(figure)
-        for seed in config["meta_training"]["seeds"]
+        for seed in run_seeds(m)
     )

@@ -79,7 +79,7 @@ rule table1:
         runs=" ".join(
             f"--run {shlex.quote(METHOD_LABELS[m])} {online_file(m, seed)}"
             for m in ONLINE_METHODS
-            for seed in config["meta_training"]["seeds"]
+            for seed in online_seeds()
         ),
     conda:
         "../../environment.yml"
@@ -95,7 +95,7 @@ rule summary:
             {
                 f"{run_dir(family, split, m, seed)}/eval.csv"
                 for family, split, _, m in summary_runs()
-                for seed in config["meta_training"]["seeds"]
+                for seed in run_seeds(m)
             }
         ),
     output:
@@ -117,7 +117,7 @@ rule summary:
 rule diagnostics:
     input:
         [f"{run_dir('cheetah-vel', 'standard', m, seed)}/eval.csv"
-         for m in DIAGNOSTIC_METHODS for seed in config["meta_training"]["seeds"]],
+         for m in DIAGNOSTIC_METHODS for seed in run_seeds(m)],
     output:
         pdf="results/diagnostics.pdf",
         csv="results/diagnostics.csv",
@@ -125,7 +125,7 @@ rule diagnostics:
         runs=" ".join(
             f"--run {shlex.quote(METHOD_LABELS[m])} {seed} {run_dir('cheetah-vel', 'standard', m, seed)}"
             for m in DIAGNOSTIC_METHODS
-            for seed in config["meta_training"]["seeds"]
+            for seed in run_seeds(m)
         ),
     conda:
         "../../environment.yml"
