@@ -227,3 +227,12 @@ def test_slurm_profile_resolves_the_dag(tmp_path):
                      "-n", check=False)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "train_behaviour" in proc.stdout
+
+
+@pytest.mark.parametrize("configfile", ["config/config.yaml", "config/workstation.yaml",
+                                        "config/paper.yaml"])
+def test_every_scale_validates_and_resolves_the_dag(tmp_path, configfile):
+    work = copy_workflow(tmp_path)
+    proc = snakemake(work, "-n", "--configfile", configfile, "results/summary.md", check=False)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert "summary" in proc.stdout and "meta_train" in proc.stdout
