@@ -188,6 +188,13 @@ def cmd_inspect_buffer(args: argparse.Namespace) -> None:
               f"last {r[-1]:.1f} max {r.max():.1f}, params {json.dumps(b.task_params)}")
 
 
+def _finished_run_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--run-dir", type=Path, required=True,
+                   help="finished meta-training run (config.yaml, checkpoint.pt)")
+    p.add_argument("--buffers", type=Path, nargs="+", required=True,
+                   help="the test tasks' buffer files")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="macaw", description=__doc__,
@@ -282,10 +289,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("test-time-steps", help="diagnostic: meta-test a finished MACAW run "
                        "with 1, 2, 5, ... inner steps at test time (same batches and seeds)")
-    p.add_argument("--run-dir", type=Path, required=True,
-                   help="finished meta-training run (config.yaml, checkpoint.pt)")
-    p.add_argument("--buffers", type=Path, nargs="+", required=True,
-                   help="the test tasks' buffer files")
+    _finished_run_args(p)
     p.add_argument("--steps", type=int, nargs="+", default=[1, 2, 5, 20])
     p.add_argument("--episodes", type=int, default=3, help="episodes per test task")
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads")
@@ -294,10 +298,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("online-finetune", help="online fine-tuning of a meta-trained run on its "
                        "test tasks (paper C.2, Table 1); writes env_steps,task_id,return")
-    p.add_argument("--run-dir", type=Path, required=True,
-                   help="finished meta-training run (config.yaml, checkpoint.pt)")
-    p.add_argument("--buffers", type=Path, nargs="+", required=True,
-                   help="the test tasks' buffer files")
+    _finished_run_args(p)
     p.add_argument("--params", type=_json_arg, default={},
                    help="JSON object of OnlineConfig fields (macaw.online)")
     p.add_argument("--seed", type=int, default=0)
