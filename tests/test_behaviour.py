@@ -107,8 +107,12 @@ def test_lifetime_file_keeps_every_transition(tiny_lifetime):
             np.testing.assert_array_equal(g["next_observations"][:199], g["observations"][1:200])
 
 
-def test_killed_run_resumes_to_the_same_lifetime(tmp_path, monkeypatch):
-    cfg = _cfg()
+@pytest.mark.parametrize("checkpoint_every,resume_step", [(200, 400), (150, 300)])
+def test_killed_run_resumes_to_the_same_lifetime(tmp_path, monkeypatch, checkpoint_every,
+                                                 resume_step):
+    """Resumed at an episode boundary (step 400, contact-free after the reset) and in the
+    middle of an episode (step 300, the cheetah on the ground: active contacts)."""
+    cfg = _cfg(checkpoint_every=checkpoint_every)
     full = train_behaviour(cfg, tmp_path / "a" / "lifetime.h5", tmp_path / "a" / "policy.pt",
                            progress=False)
 
@@ -126,7 +130,7 @@ def test_killed_run_resumes_to_the_same_lifetime(tmp_path, monkeypatch):
     with pytest.raises(KeyboardInterrupt):
         train_behaviour(cfg, out / "lifetime.h5", out / "policy.pt", progress=False)
     assert (out / "resume.pt").exists() and not (out / "lifetime.h5").exists()
-    assert torch.load(out / "resume.pt", weights_only=False)["step"] == 400
+    assert torch.load(out / "resume.pt", weights_only=False)["step"] == resume_step
     monkeypatch.setattr(EnsembleTD3, "update", original)
     resumed = train_behaviour(cfg, out / "lifetime.h5", out / "policy.pt", progress=False)
     assert not (out / "resume.pt").exists()
@@ -154,3 +158,30 @@ def test_twin_critic_q1_equals_first_half_of_forward():
     critic = TwinCritic(3, 4, 2, [8, 8])
     obs, act = torch.randn(3, 5, 4), torch.randn(3, 5, 2)
     torch.testing.assert_close(critic.q1(obs, act), critic(obs, act)[0])
+
+
+def test_restored_simulator_state_steps_bit_identically_with_active_contacts():
+    """mj_forward after mj_setState re-solves active contacts and changes the solver's warm
+    start; the restore must put it back, or the next step differs from the uninterrupted one."""
+    import mujoco
+
+    from macaw.behaviour.trainer import TaskEnvs
+
+    rng = np.random.default_rng(0)
+    envs = TaskEnvs("cheetah-vel", [0, 5], seed=0)
+    for _ in range(150):                      # until both cheetahs touch the ground at once
+        envs.step(rng.uniform(-1, 1, size=(2, 6)).astype(np.float32))
+        if all(env.unwrapped.data.ncon > 0 for env in envs.envs):
+            break
+    assert all(env.unwrapped.data.ncon > 0 for env in envs.envs)
+    saved = (envs.get_state(), envs.obs.copy(), envs.episode_return.copy(),
+             envs.episode_length.copy(), envs.episode_success.copy())
+    warm = [env.unwrapped.data.qacc_warmstart.copy() for env in envs.envs]
+    actions = rng.uniform(-1, 1, size=(5, 2, 6)).astype(np.float32)
+    straight = [envs.step(a)[1].copy() for a in actions]
+    envs.set_state(*saved)
+    for env, w in zip(envs.envs, warm):
+        np.testing.assert_array_equal(env.unwrapped.data.qacc_warmstart, w)
+    again = [envs.step(a)[1].copy() for a in actions]
+    for a, b in zip(straight, again):
+        np.testing.assert_array_equal(a, b)

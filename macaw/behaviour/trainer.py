@@ -145,8 +145,12 @@ class TaskEnvs:
                 u.set_checkpoint_state(s["env"])
                 _time_limit(env)._elapsed_steps = s["elapsed"]
                 continue
-            mujoco.mj_setState(u.model, u.data, s["sim"], mujoco.mjtState.mjSTATE_INTEGRATION)
+            spec = mujoco.mjtState.mjSTATE_INTEGRATION
+            mujoco.mj_setState(u.model, u.data, s["sim"], spec)
             mujoco.mj_forward(u.model, u.data)
+            # mj_forward re-solves active contacts and overwrites the solver's warm start
+            # (by ~1e-13): put the saved state back so the next step is bit-identical.
+            mujoco.mj_setState(u.model, u.data, s["sim"], spec)
             _time_limit(env)._elapsed_steps = s["elapsed"]
             u.np_random.bit_generator.state = s["rng"]
         self.obs[:] = obs
