@@ -163,8 +163,6 @@ def test_twin_critic_q1_equals_first_half_of_forward():
 def test_restored_simulator_state_steps_bit_identically_with_active_contacts():
     """mj_forward after mj_setState re-solves active contacts and changes the solver's warm
     start; the restore must put it back, or the next step differs from the uninterrupted one."""
-    import mujoco
-
     from macaw.behaviour.trainer import TaskEnvs
 
     rng = np.random.default_rng(0)
