@@ -183,3 +183,11 @@ def test_restored_simulator_state_steps_bit_identically_with_active_contacts():
     again = [envs.step(a)[1].copy() for a in actions]
     for a, b in zip(straight, again):
         np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("bad,match", [({"total_steps": -5}, "total_steps must be an integer >= 1"),
+                                       ({"algorithm": "ppo"}, "algorithm 'ppo'"),
+                                       ({"hidden": [0]}, "hidden must be")])
+def test_behaviour_config_errors_name_the_field(bad, match):
+    with pytest.raises(ValueError, match=match):
+        BehaviourConfig.from_dict("cheetah-vel", {"tasks": [0], **bad})

@@ -92,3 +92,10 @@ def test_load_split_rejects_missing_key(tmp_path):
     path.write_text(json.dumps({"train": [], "test": [1], "family": "f", "split": "s", "available": None}))
     with pytest.raises(ValueError, match="'train'"):
         load_split(path)
+
+
+def test_available_ids_out_of_range_are_an_error_not_dropped():
+    from macaw.data import make_split
+
+    with pytest.raises(ValueError, match=r"available task id\(s\) \[99\] out of range"):
+        make_split("cheetah-vel", "standard", 40, available=[0, 2, 7, 99])

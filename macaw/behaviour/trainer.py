@@ -80,7 +80,20 @@ class BehaviourConfig:
     def from_dict(cls, family: str, values: dict) -> "BehaviourConfig":
         check_known_fields(cls, values, f"behaviour config of {family!r}",
                            exclude=frozenset({"family"}))
-        return cls(family=family, **values)
+        cfg = cls(family=family, **values)
+        where = f"behaviour config of {family!r}"
+        for name, low in (("total_steps", 1), ("learning_starts", 0), ("batch_size", 1),
+                          ("checkpoint_every", 0), ("log_every", 1), ("seed", 0)):
+            value = getattr(cfg, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < low:
+                raise ValueError(f"{where}: {name} must be an integer >= {low}, "
+                                 f"found {value!r}")
+        if cfg.algorithm not in ("sac", "td3"):
+            raise ValueError(f"{where}: algorithm {cfg.algorithm!r}; expected 'sac' or 'td3'")
+        if not cfg.hidden or not all(isinstance(h, int) and h >= 1 for h in cfg.hidden):
+            raise ValueError(f"{where}: hidden must be a list of positive integers, "
+                             f"found {cfg.hidden!r}")
+        return cfg
 
 
 class TaskEnvs:

@@ -76,6 +76,10 @@ def make_split(
         test = all_ids - train
     if available is not None:
         avail = {int(i) for i in available}
+        unknown = sorted(i for i in avail if not 0 <= i < n_tasks)
+        if unknown:
+            raise ValueError(f"{family}: available task id(s) {unknown} out of range; valid "
+                             f"ids are 0..{n_tasks - 1}")
         train &= avail
         test &= avail
     for name, ids in (("train", train), ("test", test)):
