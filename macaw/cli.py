@@ -23,6 +23,12 @@ def _json_arg(text: str) -> dict:
     return value
 
 
+def _progress(args: argparse.Namespace) -> bool:
+    """Progress bars on a terminal only: in a rule's log file (stderr redirected) they would
+    be carriage-return spam, and the run logs a clean line per evaluation instead."""
+    return not args.no_progress and sys.stderr.isatty()
+
+
 def _set_threads(n: int) -> None:
     """Never more torch threads than CPUs: Snakemake may grant a job more threads than the
     machine has, to keep torch jobs from running side by side (see workflow/rules/common.smk)."""
@@ -39,7 +45,7 @@ def cmd_train_behaviour(args: argparse.Namespace) -> None:
     _set_threads(args.threads)
     cfg = BehaviourConfig.from_dict(args.family, {**args.params, "tasks": args.tasks,
                                                   "seed": args.seed})
-    train_behaviour(cfg, args.lifetime, args.policy, progress=not args.no_progress)
+    train_behaviour(cfg, args.lifetime, args.policy, progress=_progress(args))
 
 
 def cmd_export_buffer(args: argparse.Namespace) -> None:
@@ -117,7 +123,7 @@ def cmd_online_finetune(args: argparse.Namespace) -> None:
     if missing:
         raise FileNotFoundError(f"online-finetune: buffer file(s) missing: {missing}")
     run_online_finetuning(args.run_dir, args.buffers, cfg, args.out,
-                          progress=not args.no_progress)
+                          progress=_progress(args))
 
 
 def cmd_table1(args: argparse.Namespace) -> None:
@@ -157,7 +163,7 @@ def cmd_meta_train(args: argparse.Namespace) -> None:
         return found
 
     run_meta_training(cfg, paths(split["train"]), paths(split["test"]), args.run_dir,
-                      progress=not args.no_progress,
+                      progress=_progress(args),
                       expected_task_ids=(split["train"], split["test"]),
                       restart_on_config_change=args.restart_on_config_change)
 
@@ -167,7 +173,7 @@ def cmd_fewshot(args: argparse.Namespace) -> None:
 
     _set_threads(args.threads)
     cfg = FewShotConfig.from_dict({**args.params, "variant": args.variant, "seed": args.seed})
-    run_fewshot(cfg, args.out, progress=not args.no_progress)
+    run_fewshot(cfg, args.out, progress=_progress(args))
 
 
 def cmd_plot_fig6(args: argparse.Namespace) -> None:
