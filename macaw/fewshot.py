@@ -120,6 +120,9 @@ class FewShotConfig:
     """Weight-transform latent size of the ``wt`` model."""
     n_hidden: int = 4
     """Hidden layers."""
+    wt_init: str = "authors"
+    """WT layer initialisation (:func:`macaw.nets.layers.init_layer`): the authors' WLinear
+    (z ~ N(0, 1/out^2)) or ``uniform`` (z ~ U(-1, 1), our earlier choice)."""
 
     @classmethod
     def from_dict(cls, values: dict) -> "FewShotConfig":
@@ -281,7 +284,7 @@ class FewShotLearner:
     @classmethod
     def create(cls, cfg: FewShotConfig) -> "FewShotLearner":
         net = variant_net(cfg)
-        params = {k: v.requires_grad_() for k, v in net.init_params(cfg.seed).items()}
+        params = {k: v.requires_grad_() for k, v in net.init_params(cfg.seed, wt_init=cfg.wt_init).items()}
         rho0 = float(np.log(np.expm1(cfg.inner_lr)))          # softplus(rho0) = inner_lr
         rho = {k: torch.tensor(rho0, requires_grad=cfg.learn_inner_lr) for k in params}
         return cls(net, params, rho)
