@@ -2,6 +2,7 @@
 
     docs/results/fidelity/curves.csv, curves.pdf   MACAW vs MT+FT, 10k meta-steps, 3 seeds
     docs/results/fidelity/summary.{csv,md,json}    final scores at 10k (last 3 evaluations)
+    docs/results/fidelity/summary_2000.{csv,md,json}  the same at 2000 steps (default scale)
     docs/results/fidelity/ablation.{csv,md,json}   each authors'-code detail switched back
                                                    off, final score at 3000 steps
     docs/results/fidelity/diagnostics.{csv,pdf}    adaptation gain, rates, lambda, value loss
@@ -70,6 +71,12 @@ def main() -> None:
                               study / name / f"seed{seed}" / "eval.csv")
                    for label, name, seed in main_runs], out / "summary.csv",
                   out / "summary.md", last=3, reps=5000)
+    # The same comparison at the default scale's 2000 meta-steps (the runs are identical up to
+    # there: no schedule depends on the run length).
+    write_summary([SummaryRun("cheetah-vel", "standard", label, seed, truncated(
+        study / name / f"seed{seed}" / "eval.csv", 2000,
+        out / "runs_2000" / name / f"seed{seed}.csv")) for label, name, seed in main_runs],
+        out / "summary_2000.csv", out / "summary_2000.md", last=3, reps=5000)
     plot_diagnostics([DiagnosticRun(label, seed, study / name / f"seed{seed}")
                       for label, name, seed in main_runs], out / "diagnostics.pdf",
                      out / "diagnostics.csv", title="cheetah-vel standard")
