@@ -134,6 +134,10 @@ class MACAW(nn.Module):
             {k: nn.Parameter(torch.tensor(value_rho0, dtype=dtype)) for k in self.value})
         self.policy_rho = nn.ParameterDict(
             {k: nn.Parameter(torch.tensor(policy_rho0, dtype=dtype)) for k in self.policy})
+        if cfg.adv_coef <= 0:
+            raise ValueError(f"MACAWConfig: adv_coef {cfg.adv_coef}; lambda = softplus(rho) "
+                             "is positive, so its initial value must be > 0 (adv_loss: false "
+                             "turns the term off)")
         self.adv_coef_rho = nn.Parameter(
             torch.tensor(_inverse_softplus(cfg.adv_coef), dtype=dtype),
             requires_grad=cfg.learn_adv_coef and cfg.adv_loss)
