@@ -19,7 +19,7 @@ PROJECT_FILES = ("Snakefile", "workflow", "config", "macaw", "dvc.yaml", "enviro
 
 def run(cwd: Path, *cmd: str) -> str:
     proc = subprocess.run(cmd, cwd=cwd, env=repo_env(), text=True, capture_output=True,
-                          timeout=900)
+                          timeout=1800)
     assert proc.returncode == 0, f"{' '.join(cmd)} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
     return proc.stdout
 
@@ -57,12 +57,16 @@ def test_dvc_repro_and_remote_round_trip(tmp_path):
     outs = tracked_outputs(work)
     figures = {f"{name}.{ext}" for name in ("fig3", "fig4_left", "fig4_center", "fig4_right",
                                             "fig5", "fig6", "fig7", "fig8", "fig9")
-               for ext in ("pdf", "csv")} | {"table1.csv", "table1.md"}
+               for ext in ("pdf", "csv")} | {"table1.csv", "table1.md", "summary.csv",
+                                              "summary.md", "diagnostics.pdf",
+                                              "diagnostics.csv"}
     assert {o.name for o in outs} == {"behaviour", "buffers", "splits", "runs", "online",
                                       "fewshot"} | figures
     assert len(list((work / "results" / "buffers").glob("*/task*.h5"))) == 15  # ml45: 4
     before = {o.name: tree_hashes(o) if o.is_dir() else hashlib.md5(o.read_bytes()).hexdigest()
               for o in outs}
+    # summary.json is the figures stage's metrics file: `dvc metrics show` reads it.
+    assert "MACAW" in run(work, "dvc", "metrics", "show")
     lock = yaml.safe_load((work / "dvc.lock").read_text())
     assert set(lock["stages"]) == {"buffers", "splits", "meta_train", "fewshot", "figures"}
     assert lock["stages"]["buffers"]["params"]["config/config.yaml"]["seed"] == 0
