@@ -135,11 +135,6 @@ class MetaTrainConfig:
         return cfg
 
 
-def method_config(method: str, base: MACAWConfig, obs_dim: int, act_dim: int) -> MACAWConfig:
-    """The ablations and Meta-BC are switches of MACAW (:mod:`macaw.algos.registry`)."""
-    return registry.method_config(method, base, obs_dim, act_dim)
-
-
 def build_learner(cfg: MetaTrainConfig, obs_dim: int, act_dim: int, n_train_tasks: int,
                   device: torch.device) -> MetaLearner:
     """The method ``cfg.method``, its parameters on ``device``."""

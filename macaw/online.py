@@ -26,6 +26,7 @@ import torch
 from tqdm.auto import tqdm
 
 from macaw.data import Batch, TaskData, compute_mc_returns
+from macaw.data.buffer import episode_tails
 from macaw.envs import make_task_env
 from macaw.evaluate import adaptation_batch, rollout_return
 from macaw.fields import check_known_fields
@@ -74,12 +75,11 @@ class GrowingBuffer:
     def add_episode(self, obs, actions, rewards, next_obs, terminals, gamma: float) -> None:
         """Append one finished episode with its Monte-Carlo returns and bootstrap tails
         (``s_T`` and ``gamma^(T-t)``, 0 if it ended in a true termination)."""
-        n = len(rewards)
-        timeouts = np.zeros(n, bool)
+        timeouts = np.zeros(len(rewards), bool)
         timeouts[-1] = not terminals[-1]
         returns = compute_mc_returns(np.asarray(rewards), np.asarray(terminals), timeouts, gamma)
-        tail_obs = np.repeat(np.asarray(next_obs)[-1:], n, axis=0)
-        discounts = gamma ** np.arange(n, 0, -1, dtype=np.float64) * float(timeouts[-1])
+        tail_index, discounts = episode_tails(np.asarray(terminals), timeouts, gamma)
+        tail_obs = np.asarray(next_obs)[tail_index]
         new = (obs, actions, rewards, next_obs, terminals, returns, tail_obs, discounts)
         self.fields = [np.concatenate([old, np.asarray(n, dtype=old.dtype)])
                        for old, n in zip(self.fields, new)]

@@ -312,14 +312,16 @@ def adapt(model: MACAW, batch: Batch, n_steps: int) -> Adapted:
         v_weights, advantages, weights_awr = [], None, torch.ones_like(returns)
     else:
         v_states = [initial_state(s, v_params) for s in model.value_net.layers]
-        v_target = [(w.detach(), b.detach()) for w, b in _weights(model.value_net, v_params)]
+        if cfg.bootstrap:      # the outer value target; unused without bootstrapping
+            v_target = [(w.detach(), b.detach()) for w, b in _weights(model.value_net, v_params)]
         for step in range(n_steps):
             # Eq. 2 on the plain Monte-Carlo return (the authors' no_bootstrap, inner only).
             v_states = _batched_grad_step(
                 model.value_net, v_params, model.inner_lrs("value"), v_states, n_tasks,
                 lambda w: value_loss(value_forward(w, obs), returns), last=step == n_steps - 1)
             v_weights = [state_weights(s, st) for s, st in zip(model.value_net.layers, v_states)]
-            v_target = polyak(cfg, v_target, v_weights)
+            if cfg.bootstrap:
+                v_target = polyak(cfg, v_target, v_weights)
         advantages = policy_advantages(cfg, v_weights, batch)
         weights_awr = awr_weights(advantages, cfg.temperature, cfg.max_weight)
 
@@ -332,7 +334,7 @@ def adapt(model: MACAW, batch: Batch, n_steps: int) -> Adapted:
                                       p_states, n_tasks, loss_fn, skip,
                                       last=step == n_steps - 1)
     p_weights = [state_weights(s, st) for s, st in zip(model.policy_net.layers, p_states)]
-    return Adapted(v_weights, p_weights, v_target if cfg.bootstrap else None)
+    return Adapted(v_weights, p_weights, v_target)
 
 
 def outer_losses(cfg: MACAWConfig, adapted: Adapted, batch: Batch,
@@ -402,19 +404,21 @@ def adapt_params(model: MACAW, batch: Batch, n_steps: int, phi: Params, theta: P
     if cfg.behaviour_cloning:
         w_awr = torch.ones_like(batch.mc_returns)
     else:
-        v_target = [(w.detach(), b.detach()) for w, b in _weights(model.value_net, phi)]
+        if cfg.bootstrap:
+            v_target = [(w.detach(), b.detach()) for w, b in _weights(model.value_net, phi)]
         for _ in range(n_steps):
             phi = _sgd_step(phi, model.inner_lrs("value"), value_loss(
                 value_forward(_weights(model.value_net, phi), batch.observations),
                 batch.mc_returns), create_graph)
-            v_target = polyak(cfg, v_target, _weights(model.value_net, phi))
+            if cfg.bootstrap:
+                v_target = polyak(cfg, v_target, _weights(model.value_net, phi))
         advantages = policy_advantages(cfg, _weights(model.value_net, phi), batch)
         w_awr = awr_weights(advantages, cfg.temperature, cfg.max_weight)
     loss_fn = _policy_inner_loss(model, batch, w_awr, advantages)
     for _ in range(n_steps):
         theta = _sgd_step(theta, model.inner_lrs("policy"),
                           loss_fn(_weights(model.policy_net, theta)), create_graph)
-    return phi, theta, v_target if cfg.bootstrap else None
+    return phi, theta, v_target
 
 
 def _task(batch: Batch, t: int) -> Batch:

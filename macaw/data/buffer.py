@@ -71,6 +71,20 @@ def episode_ends(terminals: np.ndarray, timeouts: np.ndarray) -> np.ndarray:
     return np.flatnonzero(np.asarray(terminals, bool) | np.asarray(timeouts, bool))
 
 
+def episode_tails(terminals: np.ndarray, timeouts: np.ndarray,
+                  gamma: float) -> tuple[np.ndarray, np.ndarray]:
+    """Per transition: the index of its episode's last transition and ``gamma^(T-t)``, 0 for
+    an episode that ended in a true termination (:meth:`TaskBuffer.bootstrap_tails`). Every
+    episode must end at a terminal or a timeout."""
+    ends = episode_ends(terminals, timeouts)
+    lengths = np.diff(np.concatenate([[0], ends + 1]))
+    tail_index = np.repeat(ends, lengths).astype(np.int64)
+    steps_to_end = tail_index + 1 - np.arange(tail_index.size, dtype=np.int64)
+    discount = np.power(float(gamma), steps_to_end, dtype=np.float64)
+    discount[np.asarray(terminals, bool)[tail_index]] = 0.0
+    return tail_index, discount.astype(np.float32)
+
+
 def compute_mc_returns(
     rewards: np.ndarray, terminals: np.ndarray, timeouts: np.ndarray, gamma: float
 ) -> np.ndarray:
@@ -149,13 +163,7 @@ class TaskBuffer:
         The authors' code bootstraps every episode, terminated or not (SPEC §4.1); the
         families whose episodes can terminate (ant-dir, walker-params) are the only ones where
         the two differ."""
-        ends = episode_ends(self.terminals, self.timeouts)
-        lengths = np.diff(np.concatenate([[0], ends + 1]))
-        tail_index = np.repeat(ends, lengths).astype(np.int64)
-        steps_to_end = tail_index + 1 - np.arange(len(self), dtype=np.int64)
-        discount = np.power(float(self.gamma), steps_to_end, dtype=np.float64)
-        discount[np.asarray(self.terminals, bool)[tail_index]] = 0.0
-        return tail_index, discount.astype(np.float32)
+        return episode_tails(self.terminals, self.timeouts, self.gamma)
 
     def episode_slices(self) -> list[slice]:
         """One ``slice`` of transition indices per episode, in buffer order."""
