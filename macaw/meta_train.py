@@ -47,6 +47,7 @@ from macaw.envs import get_family
 from macaw.evaluate import evaluate_tasks
 from macaw.fields import check_known_fields
 from macaw.io import atomic_path
+from macaw.runs import config_differences, load_state, save_state
 
 log = logging.getLogger(__name__)
 
@@ -153,23 +154,6 @@ def _rng_state(rng: np.random.Generator) -> dict:
     return {"numpy": rng.bit_generator.state, "torch": torch.get_rng_state()}
 
 
-def config_differences(saved: dict, current: dict, prefix: str = "") -> list[str]:
-    """Fields where two configs differ (``macaw.inner_lr: 0.001 -> 0.01``), where a field
-    added since the checkpoint was written (e.g. ``MACAWConfig.inner_value_lr``) matches
-    while it holds None, its "not set" default."""
-    out = [f"{prefix}{key}: only in the checkpoint" for key in saved.keys() - current.keys()]
-    for key, value in current.items():
-        name = f"{prefix}{key}"
-        if key not in saved:
-            if value is not None:
-                out.append(f"{name}: not in the checkpoint, now {value!r}")
-        elif isinstance(value, dict) and isinstance(saved[key], dict):
-            out.extend(config_differences(saved[key], value, f"{name}."))
-        elif saved[key] != value:
-            out.append(f"{name}: {saved[key]!r} -> {value!r}")
-    return out
-
-
 def evaluation_seed(cfg: MetaTrainConfig, step: int) -> int:
     """Seed of the evaluation at ``step`` (adaptation batches and environment seeds)."""
     return cfg.seed * 1_000_003 + step
@@ -241,7 +225,7 @@ def run_meta_training(cfg: MetaTrainConfig, train_buffers: list[Path],
     start, rows = 0, []
     last_saved = {"step": None}
     if ckpt_path.exists():
-        ckpt = torch.load(ckpt_path, map_location=device, weights_only=True)
+        ckpt = load_state(ckpt_path, map_location=device)
         differences = config_differences(ckpt["config"], dataclasses.asdict(cfg))
         if differences and restart_on_config_change:
             log.warning("%s: config changed (%s); the old checkpoint is kept as "
@@ -279,12 +263,11 @@ def run_meta_training(cfg: MetaTrainConfig, train_buffers: list[Path],
     def save(step: int) -> None:
         _check_finite_parameters(model, run_dir, step, last_saved["step"])
         last_saved["step"] = step
-        with atomic_path(ckpt_path) as tmp:
-            torch.save({"config": dataclasses.asdict(cfg), "step": step,
-                        "model": model.state_dict(),
-                        "optimizers": {k: o.state_dict() for k, o in optimizers.items()},
-                        "rng": _rng_state(rng), "eval_rows": rows,
-                        "train_rows": train_rows}, tmp)
+        save_state(ckpt_path, {"config": dataclasses.asdict(cfg), "step": step,
+                               "model": model.state_dict(),
+                               "optimizers": {k: o.state_dict() for k, o in optimizers.items()},
+                               "rng": _rng_state(rng), "eval_rows": rows,
+                               "train_rows": train_rows})
         write_csvs()
 
     def write_csvs() -> None:
@@ -350,7 +333,7 @@ def load_finished_run(run_dir: Path, test_buffers: list[Path],
     meta = MetaTrainConfig.from_dict({f.name: resolved[f.name]
                                       for f in dataclasses.fields(MetaTrainConfig)})
     device = pick_device(meta.device)
-    ckpt = torch.load(run_dir / "checkpoint.pt", map_location=device, weights_only=True)
+    ckpt = load_state(run_dir / "checkpoint.pt", map_location=device)
     if ckpt["step"] != meta.steps:
         raise ValueError(f"{run_dir}/checkpoint.pt: meta-training stopped at step "
                          f"{ckpt['step']} of {meta.steps}; finish it first")

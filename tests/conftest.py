@@ -9,6 +9,8 @@ from pathlib import Path
 import pytest
 import torch
 
+from macaw.runs import load_state
+
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -46,7 +48,7 @@ def run_killed_then_resumed(run, run_dir: Path, monkeypatch, owner, name: str, k
     monkeypatch.setattr(owner, name, killed)
     with pytest.raises(KeyboardInterrupt):
         run(run_dir)
-    assert torch.load(run_dir / checkpoint, weights_only=False)["step"] == expect_step
+    assert load_state(run_dir / checkpoint)["step"] == expect_step
     monkeypatch.setattr(owner, name, original)
     torch.rand(100)        # move the global RNG: the resumed run must restore it itself
     return run(run_dir)
@@ -66,3 +68,14 @@ def tiny_buffers(tiny_lifetime) -> dict[int, Path]:
 
     return {t: export_task_buffer(tiny_lifetime, t, tiny_lifetime.parent / f"task{t:02d}.h5",
                                   gamma=0.99) for t in (3, 11)}
+
+
+class Payload:
+    """A crafted pickle: unpickling it creates ``marker`` (through ``open(marker, "w")``), so a
+    test can tell whether a loader ran code from a file it was handed."""
+
+    def __init__(self, marker: Path):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return (open, (self.marker, "w"))

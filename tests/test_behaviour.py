@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import dataclasses
+import pickle
 
 import h5py
 import numpy as np
 import pytest
 import torch
+from conftest import Payload
 
 from macaw.behaviour import BehaviourConfig, train_behaviour
 from macaw.behaviour.agents import EnsembleSAC, EnsembleTD3, TransitionBatch, TwinCritic
 from macaw.behaviour.ensemble import EnsembleLinear, EnsembleMLP
+from macaw.envs import FAMILIES
+from macaw.runs import SegmentStore, load_state, save_state
 
 
 def test_ensemble_linear_is_a_per_member_affine_map():
@@ -130,10 +134,14 @@ def test_killed_run_resumes_to_the_same_lifetime(tmp_path, monkeypatch, checkpoi
     with pytest.raises(KeyboardInterrupt):
         train_behaviour(cfg, out / "lifetime.h5", out / "policy.pt", progress=False)
     assert (out / "resume.pt").exists() and not (out / "lifetime.h5").exists()
-    assert torch.load(out / "resume.pt", weights_only=False)["step"] == resume_step
+    assert load_state(out / "resume.pt")["step"] == resume_step
+    # The replay is appended, one segment per checkpoint, never re-saved.
+    assert sorted(p.name for p in (out / "resume.replay").iterdir()) == [
+        f"{a:012d}-{a + checkpoint_every:012d}.npz"
+        for a in range(0, resume_step, checkpoint_every)]
     monkeypatch.setattr(EnsembleTD3, "update", original)
     resumed = train_behaviour(cfg, out / "lifetime.h5", out / "policy.pt", progress=False)
-    assert not (out / "resume.pt").exists()
+    assert not (out / "resume.pt").exists() and not (out / "resume.replay").exists()
 
     with h5py.File(full) as a, h5py.File(resumed) as b:
         for task in a:
@@ -160,26 +168,39 @@ def test_twin_critic_q1_equals_first_half_of_forward():
     torch.testing.assert_close(critic.q1(obs, act), critic(obs, act)[0])
 
 
-def test_restored_simulator_state_steps_bit_identically_with_active_contacts():
+MUJOCO_FAMILIES = [f for f in FAMILIES if f != "point-goal"]
+
+
+def _mujoco_data(env):
+    u = env.unwrapped
+    return u.metaworld_env.data if hasattr(u, "metaworld_env") else u.data
+
+
+@pytest.mark.parametrize("family", MUJOCO_FAMILIES)
+def test_restored_simulator_state_steps_bit_identically_with_active_contacts(family, tmp_path):
     """mj_forward after mj_setState re-solves active contacts and changes the solver's warm
-    start; the restore must put it back, or the next step differs from the uninterrupted one."""
+    start; the restore must put it back, or the next step differs from the uninterrupted one.
+    The state goes through a checkpoint file (save_state/load_state) on the way."""
     from macaw.behaviour.trainer import TaskEnvs
 
     rng = np.random.default_rng(0)
-    envs = TaskEnvs("cheetah-vel", [0, 5], seed=0)
-    for _ in range(150):                      # until both cheetahs touch the ground at once
-        envs.step(rng.uniform(-1, 1, size=(2, 6)).astype(np.float32))
-        if all(env.unwrapped.data.ncon > 0 for env in envs.envs):
+    envs = TaskEnvs(family, [0, 1], seed=0)
+    act_dim = envs.envs[0].action_space.shape[0]
+    for _ in range(150):                      # until both bodies touch something at once
+        envs.step(rng.uniform(-1, 1, size=(2, act_dim)).astype(np.float32))
+        if all(_mujoco_data(env).ncon > 0 for env in envs.envs):
             break
-    assert all(env.unwrapped.data.ncon > 0 for env in envs.envs)
-    saved = (envs.get_state(), envs.obs.copy(), envs.episode_return.copy(),
-             envs.episode_length.copy(), envs.episode_success.copy())
-    warm = [env.unwrapped.data.qacc_warmstart.copy() for env in envs.envs]
-    actions = rng.uniform(-1, 1, size=(5, 2, 6)).astype(np.float32)
+    assert all(_mujoco_data(env).ncon > 0 for env in envs.envs)
+    save_state(tmp_path / "state.pt", {"envs": envs.get_state(), "obs": envs.obs.copy()})
+    saved = (load_state(tmp_path / "state.pt")["envs"], envs.obs.copy(),
+             envs.episode_return.copy(), envs.episode_length.copy(),
+             envs.episode_success.copy())
+    warm = [_mujoco_data(env).qacc_warmstart.copy() for env in envs.envs]
+    actions = rng.uniform(-1, 1, size=(5, 2, act_dim)).astype(np.float32)
     straight = [envs.step(a)[1].copy() for a in actions]
     envs.set_state(*saved)
     for env, w in zip(envs.envs, warm):
-        np.testing.assert_array_equal(env.unwrapped.data.qacc_warmstart, w)
+        np.testing.assert_array_equal(_mujoco_data(env).qacc_warmstart, w)
     again = [envs.step(a)[1].copy() for a in actions]
     for a, b in zip(straight, again):
         np.testing.assert_array_equal(a, b)
@@ -191,3 +212,70 @@ def test_restored_simulator_state_steps_bit_identically_with_active_contacts():
 def test_behaviour_config_errors_name_the_field(bad, match):
     with pytest.raises(ValueError, match=match):
         BehaviourConfig.from_dict("cheetah-vel", {"tasks": [0], **bad})
+
+
+def test_a_crafted_checkpoint_does_not_run_its_payload(tmp_path):
+    """A resume.pt that is a pickle calling open(marker) is refused with a clear error; the
+    same file loaded the unsafe way does create the marker, so the test can tell."""
+    cfg = _cfg()
+    marker = tmp_path / "payload-ran"
+    torch.save({"config": Payload(marker)}, tmp_path / "resume.pt")
+    with pytest.raises(ValueError, match=r"resume\.pt: not a loadable checkpoint"):
+        train_behaviour(cfg, tmp_path / "lifetime.h5", tmp_path / "policy.pt", progress=False)
+    assert not marker.exists() and not (tmp_path / "lifetime.h5").exists()
+    torch.load(tmp_path / "resume.pt", weights_only=False)
+    assert marker.exists()
+
+
+def test_state_files_keep_numpy_dtypes_and_refuse_other_objects(tmp_path):
+    state = {"a": np.arange(3, dtype=np.float32), "s": np.float32(1.5), "i": np.int64(7),
+             "nested": [(1, np.zeros((2, 2), dtype=bool))], "t": torch.ones(2), "x": None}
+    save_state(tmp_path / "s.pt", state)
+    back = load_state(tmp_path / "s.pt")
+    assert back["a"].dtype == np.float32 and back["a"].tolist() == [0, 1, 2]
+    assert type(back["s"]) is np.float32 and back["s"] == 1.5
+    assert type(back["i"]) is np.int64 and back["i"] == 7
+    assert back["nested"][0][0] == 1 and back["nested"][0][1].dtype == np.bool_
+    assert torch.equal(back["t"], torch.ones(2)) and back["x"] is None
+    with pytest.raises(TypeError, match=r"state\.o"):
+        save_state(tmp_path / "bad.pt", {"o": np.array(["text"])})
+    (tmp_path / "junk.pt").write_bytes(pickle.dumps(Payload(tmp_path / "m")))
+    with pytest.raises(ValueError, match="junk.pt: not a loadable checkpoint"):
+        load_state(tmp_path / "junk.pt")
+    assert not (tmp_path / "m").exists()
+
+
+def test_segment_store_tiles_rows_and_drops_segments_past_the_checkpoint(tmp_path):
+    store = SegmentStore(tmp_path / "seg", axis=1)
+    rows = np.arange(2 * 10).reshape(2, 10)
+    for a, b in ((0, 4), (4, 7), (7, 10)):
+        store.append({"x": rows[:, a:b]}, a, b)
+    np.testing.assert_array_equal(store.load(7, ("x",))["x"], rows[:, :7])
+    assert len(list((tmp_path / "seg").iterdir())) == 2      # 7-10: written after the ckpt
+    with pytest.raises(ValueError, match="segments hold rows"):
+        store.load(10, ("x",))
+    store.append({"x": rows[:, 8:10]}, 8, 10)                  # a gap: 7..8 missing
+    with pytest.raises(ValueError, match="does not continue"):
+        store.load(10, ("x",))
+    with pytest.raises(ValueError, match="expected 3"):
+        store.append({"x": rows[:, :2]}, 0, 3)
+
+
+def test_diverged_behaviour_run_saves_nothing(tmp_path, monkeypatch):
+    """NaN parameters at a checkpoint: FloatingPointError naming the family and the step,
+    no checkpoint, no lifetime file."""
+    original = EnsembleTD3.update
+
+    def diverge(self, batch):
+        stats = original(self, batch)
+        if self.n_updates >= 50:
+            with torch.no_grad():
+                next(self.critic.parameters()).fill_(float("nan"))
+        return stats
+
+    monkeypatch.setattr(EnsembleTD3, "update", diverge)
+    out = tmp_path / "run"
+    with pytest.raises(FloatingPointError, match=r"cheetah-vel: the \w+ parameters are not "
+                                                 r"finite at step 200"):
+        train_behaviour(_cfg(), out / "lifetime.h5", out / "policy.pt", progress=False)
+    assert not (out / "resume.pt").exists() and not (out / "lifetime.h5").exists()

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from conftest import run_killed_then_resumed
+from conftest import Payload, run_killed_then_resumed
 import yaml
 
 import macaw.algos.macaw as macaw_algo
@@ -207,6 +207,15 @@ def test_buffers_of_another_family_or_task_are_refused(tiny_buffers, tmp_path):
     with pytest.raises(ValueError, match="'family' is 'cheetah-dir'; expected 'cheetah-vel'"):
         run_meta_training(cfg, [other], [tiny_buffers[11]], tmp_path / "c", progress=False)
     assert not (tmp_path / "c" / "config.yaml").exists()
+
+
+def test_a_crafted_checkpoint_does_not_run_its_payload(tiny_buffers, tmp_path):
+    marker = tmp_path / "payload-ran"
+    torch.save({"config": Payload(marker)}, tmp_path / "checkpoint.pt")
+    with pytest.raises(ValueError, match=r"checkpoint\.pt: not a loadable checkpoint"):
+        run_meta_training(tiny_config(steps=2, eval_every=2), [tiny_buffers[3]],
+                          [tiny_buffers[11]], tmp_path, progress=False)
+    assert not marker.exists() and not (tmp_path / "config.yaml").exists()
 
 
 def test_refused_rerun_names_the_field_and_keeps_the_run_config(tiny_buffers, tmp_path):

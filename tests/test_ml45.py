@@ -7,12 +7,14 @@ The ML45 benchmark's goal variants take ~20 s to build; they are cached on disk
 
 from __future__ import annotations
 
+import pickle
+
 import h5py
 import numpy as np
 import pandas as pd
 import pytest
 import torch
-from conftest import run_killed_then_resumed
+from conftest import Payload, run_killed_then_resumed
 from gymnasium.error import ResetNeeded
 
 from macaw.behaviour import BehaviourConfig, train_behaviour
@@ -290,7 +292,7 @@ def test_goal_variants_are_built_once_cached_on_disk_and_read_back_identical(
     monkeypatch.setenv("MACAW_CACHE_DIR", str(tmp_path))
     monkeypatch.setattr(metaworld, "ML45", Built)
     path = ml45.goal_cache_file()
-    assert path == tmp_path / f"ml45-goals-metaworld{version('metaworld')}-seed0.pkl"
+    assert path == tmp_path / f"ml45-goals-metaworld{version('metaworld')}-seed0.json"
     try:
         ml45._goal_pools.cache_clear()
         ml45._goal_pools()
@@ -301,14 +303,29 @@ def test_goal_variants_are_built_once_cached_on_disk_and_read_back_identical(
         assert Built.calls == 1
         for role, n_env in (("train", ml45.N_TRAIN), ("test", ml45.N_TEST)):
             assert len(loaded[role]) == ml45.GOALS_PER_ENV * n_env == 50 * n_env
-            assert [(t.env_name, t.data) for t in loaded[role]] \
-                == [(t.env_name, t.data) for t in reference[role]]
+            for got, want in zip(loaded[role], reference[role]):
+                g, w = pickle.loads(got.data), pickle.loads(want.data)
+                assert got.env_name == want.env_name and g.keys() == w.keys()
+                assert g["env_cls"] is w["env_cls"]
+                assert g["partially_observable"] == w["partially_observable"]
+                assert g["rand_vec"].dtype == w["rand_vec"].dtype
+                np.testing.assert_array_equal(g["rand_vec"], w["rand_vec"])
 
-        path.write_bytes(b"not a pickle")  # a damaged cache is rebuilt, with a warning
+        # A crafted cache (a pickle whose payload writes a marker) is never unpickled: it is
+        # ignored with a warning and rebuilt.
+        marker = tmp_path / "payload-ran"
+        path.write_bytes(pickle.dumps(Payload(marker)))
         ml45._goal_pools.cache_clear()
         with caplog.at_level("WARNING"):
             ml45._goal_pools()
-        assert Built.calls == 2 and "ignoring the goal-variant cache" in caplog.text
+        assert not marker.exists() and Built.calls == 2
+        assert "ignoring the goal-variant cache" in caplog.text
+
+        path.write_bytes(b"not json")  # a damaged cache is rebuilt, with a warning
+        ml45._goal_pools.cache_clear()
+        with caplog.at_level("WARNING"):
+            ml45._goal_pools()
+        assert Built.calls == 3
         assert ml45._read_goal_cache(path) is not None   # and rewritten whole
     finally:
         ml45._goal_pools.cache_clear()

@@ -37,6 +37,7 @@ from macaw.behaviour.agents import AGENTS, TransitionBatch
 from macaw.envs import get_family, make_task_env
 from macaw.fields import check_known_fields
 from macaw.io import atomic_path
+from macaw.runs import SegmentStore, config_differences, load_state, save_state
 
 log = logging.getLogger(__name__)
 
@@ -206,11 +207,6 @@ class LifetimeReplay:
                                d["terminals"][t, idx].float())
 
 
-def _atomic_torch_save(obj, path: Path) -> None:
-    with atomic_path(path) as tmp:
-        torch.save(obj, tmp)
-
-
 def train_behaviour(cfg: BehaviourConfig, lifetime_path: Path, policy_path: Path,
                     checkpoint_path: Path | None = None, progress: bool = True) -> Path:
     """Train ``cfg.tasks`` of ``cfg.family`` together; write their lifetimes to ``lifetime_path``.
@@ -245,34 +241,43 @@ def train_behaviour(cfg: BehaviourConfig, lifetime_path: Path, policy_path: Path
     episodes: list[list[tuple[float, int, bool]]] = [[] for _ in cfg.tasks]
 
     start = 0
+    segments = SegmentStore(_replay_dir(checkpoint_path), axis=1)
     if checkpoint_path.exists():
-        ckpt = torch.load(checkpoint_path, weights_only=False)
-        if ckpt["config"] != dataclasses.asdict(cfg):
-            raise ValueError(f"{checkpoint_path}: checkpoint was written with another config; "
-                             "delete it to start afresh")
+        ckpt = load_state(checkpoint_path)
+        differences = config_differences(ckpt.get("config", {}), dataclasses.asdict(cfg))
+        if differences:
+            raise ValueError(f"{checkpoint_path}: checkpoint was written with another config "
+                             f"({'; '.join(differences)}); delete it and {segments.directory} "
+                             "to start afresh")
         agent.load_state_dict(ckpt["agent"])
+        rows = segments.load(ckpt["step"], replay.KEYS)
         for k in replay.KEYS:
-            replay.data[k][:, :ckpt["step"]] = ckpt["replay"][k]
+            replay.data[k][:, :ckpt["step"]] = torch.from_numpy(rows[k])
         replay.size = start = ckpt["step"]
-        # Checkpoints written before success logging hold (return, end step) pairs.
-        episodes = [[(*e, False)[:3] for e in ep] for ep in ckpt["episodes"]]
+        episodes = [[tuple(e) for e in ep] for ep in ckpt["episodes"]]
         envs.set_state(ckpt["envs"], ckpt["obs"], ckpt["ep_return"], ckpt["ep_length"],
-                       ckpt.get("ep_success"))
+                       ckpt["ep_success"])
         torch.set_rng_state(ckpt["torch_rng"])
         rng.bit_generator.state = ckpt["numpy_rng"]
         sample_gen.set_state(ckpt["sample_rng"])
         log.info("%s: resumed from %s at step %d", cfg.family, checkpoint_path, start)
+    saved = {"step": start}
 
     def save_checkpoint(step: int) -> None:
-        _atomic_torch_save({
+        """Append the rows since the last checkpoint, then (atomically) the state that
+        records them: a kill between the two leaves the old checkpoint valid."""
+        _check_finite(cfg, agent, episodes, step)
+        segments.append({k: v[:, saved["step"]:step].numpy() for k, v in replay.data.items()},
+                        saved["step"], step)
+        save_state(checkpoint_path, {
             "config": dataclasses.asdict(cfg), "step": step, "agent": agent.state_dict(),
-            "replay": {k: v[:, :step].clone() for k, v in replay.data.items()},
             "episodes": episodes, "envs": envs.get_state(), "obs": envs.obs.copy(),
             "ep_return": envs.episode_return.copy(), "ep_length": envs.episode_length.copy(),
             "ep_success": envs.episode_success.copy(),
             "torch_rng": torch.get_rng_state(), "numpy_rng": rng.bit_generator.state,
             "sample_rng": sample_gen.get_state(),
-        }, checkpoint_path)
+        })
+        saved["step"] = step
 
     t0 = time.perf_counter()
     bar = tqdm(total=cfg.total_steps, initial=start, disable=not progress,
@@ -308,12 +313,38 @@ def train_behaviour(cfg: BehaviourConfig, lifetime_path: Path, policy_path: Path
             save_checkpoint(step + 1)
     bar.close()
 
+    _check_finite(cfg, agent, episodes, cfg.total_steps)
     _write_lifetime(lifetime_path, cfg, replay, episodes, family.env_id,
                     elapsed=time.perf_counter() - t0, success_flag=family.success_flag)
-    _atomic_torch_save({"config": dataclasses.asdict(cfg), "agent": agent.state_dict(),
-                        "obs_dim": obs_dim, "act_dim": act_dim}, policy_path)
+    save_state(policy_path, {"config": dataclasses.asdict(cfg), "agent": agent.state_dict(),
+                             "obs_dim": obs_dim, "act_dim": act_dim})
     checkpoint_path.unlink(missing_ok=True)
+    segments.remove()
     return lifetime_path
+
+
+def _replay_dir(checkpoint_path: Path) -> Path:
+    """Where a checkpoint's replay segments live: ``resume.pt`` -> ``resume.replay/``."""
+    return checkpoint_path.with_name(checkpoint_path.stem + ".replay")
+
+
+def _check_finite(cfg: BehaviourConfig, agent, episodes, step: int) -> None:
+    """Refuse to checkpoint or export a run whose networks or episode returns are not finite
+    (a diverged critic): the last good checkpoint stays the one a rerun resumes from."""
+    for name, module in agent.state_dict().items():
+        tensors = module.values() if isinstance(module, dict) else [module]
+        for t in tensors:
+            if isinstance(t, torch.Tensor) and t.is_floating_point() \
+                    and not torch.isfinite(t).all():
+                raise FloatingPointError(
+                    f"behaviour {cfg.family}: the {name} parameters are not finite at step "
+                    f"{step}; nothing was saved (lower the learning rates or change the seed)")
+    for task, ep in zip(cfg.tasks, episodes):
+        bad = [i for i, e in enumerate(ep) if not np.isfinite(e[0])]
+        if bad:
+            raise FloatingPointError(
+                f"behaviour {cfg.family}: task {task}'s episode {bad[0]} has return {ep[bad[0]][0]} "
+                f"at step {step}; nothing was saved")
 
 
 def _write_lifetime(path: Path, cfg: BehaviourConfig, replay: LifetimeReplay,

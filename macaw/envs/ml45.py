@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import copy
 import functools
+import json
 import logging
 import os
 import pickle
@@ -78,23 +79,54 @@ def ml45_env_names() -> tuple[str, ...]:
 
 def goal_cache_file() -> Path:
     """Where the goal variants are cached: ``$MACAW_CACHE_DIR``, else
-    ``$XDG_CACHE_HOME/macaw``, else ``~/.cache/macaw``; one file per metaworld version and
+    ``$XDG_CACHE_HOME/macaw``, else ``~/.cache/macaw``; one JSON file per metaworld version and
     benchmark seed."""
     root = os.environ.get("MACAW_CACHE_DIR") or Path(
         os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "macaw"
-    return Path(root) / f"ml45-goals-metaworld{version('metaworld')}-seed{BENCHMARK_SEED}.pkl"
+    return Path(root) / f"ml45-goals-metaworld{version('metaworld')}-seed{BENCHMARK_SEED}.json"
 
 
-def _read_goal_cache(path: Path) -> dict[str, list] | None:
-    """The cached ``{"train": [(env_name, data), ...], "test": [...]}``, or None if the file is
-    missing or not a complete cache (then it is rebuilt)."""
+def _goal_record(task) -> dict[str, Any]:
+    """A ``metaworld.Task`` as plain JSON values. Its ``data`` is a pickle, so the cache keeps
+    what that pickle holds (``rand_vec`` and ``partially_observable``; ``env_cls`` follows from
+    the name) rather than the pickle: reading the cache never unpickles anything."""
+    data = pickle.loads(task.data)   # built by metaworld in this process, not read from disk
+    unexpected = set(data) - {"env_cls", "rand_vec", "partially_observable"}
+    if unexpected:
+        raise RuntimeError(f"metaworld task data has unexpected keys {sorted(unexpected)}")
+    rand_vec = np.asarray(data["rand_vec"])
+    return {"env_name": task.env_name, "rand_vec": rand_vec.tolist(),
+            "dtype": rand_vec.dtype.str, "partially_observable": bool(data["partially_observable"])}
+
+
+def _goal_task(record: dict[str, Any]):
+    """The ``metaworld.Task`` a :func:`_goal_record` describes."""
+    import metaworld
+
+    env_cls = _env_classes()[record["env_name"]][1]
+    data = {"rand_vec": np.asarray(record["rand_vec"], dtype=np.dtype(record["dtype"])),
+            "env_cls": env_cls, "partially_observable": bool(record["partially_observable"])}
+    return metaworld.Task(env_name=record["env_name"], data=pickle.dumps(data))
+
+
+def _read_goal_cache(path: Path) -> dict[str, list[dict]] | None:
+    """The cached ``{"train": [record, ...], "test": [...]}`` (see :func:`_goal_record`), or
+    None if the file is missing or not a complete cache (then it is rebuilt)."""
     try:
-        with open(path, "rb") as fh:
-            cached = pickle.load(fh)
+        cached = json.loads(path.read_text())
         counts = {role: len(cached[role]) for role in ("train", "test")}
         expected = {"train": N_TRAIN * GOALS_PER_ENV, "test": N_TEST * GOALS_PER_ENV}
         if counts != expected:
             raise ValueError(f"expected {expected} goal variants, found {counts}")
+        names = _env_classes()
+        for role in ("train", "test"):
+            for record in cached[role]:
+                if names.get(record["env_name"], (None,))[0] != role:
+                    raise ValueError(f"{record['env_name']!r} is not an ML45 {role} environment")
+                if not (isinstance(record["rand_vec"], list)
+                        and all(isinstance(x, float) for x in record["rand_vec"])):
+                    raise ValueError(f"rand_vec of {record['env_name']!r} is not a float list")
+                np.dtype(record["dtype"])
         return cached
     except FileNotFoundError:
         return None
@@ -113,15 +145,14 @@ def _goal_pools() -> dict[str, list]:
     cached = _read_goal_cache(path)
     if cached is None:
         bench = metaworld.ML45(seed=BENCHMARK_SEED)
-        cached = {"train": [(t.env_name, t.data) for t in bench.train_tasks],
-                  "test": [(t.env_name, t.data) for t in bench.test_tasks]}
+        cached = {"train": [_goal_record(t) for t in bench.train_tasks],
+                  "test": [_goal_record(t) for t in bench.test_tasks]}
         try:
-            with atomic_path(path) as tmp, open(tmp, "wb") as fh:
-                pickle.dump(cached, fh)
+            with atomic_path(path) as tmp:
+                tmp.write_text(json.dumps(cached))
         except OSError as err:     # a read-only home only costs the next process 20 s
             log.warning("ml45: could not write the goal-variant cache %s (%s)", path, err)
-    return {role: [metaworld.Task(env_name=name, data=data) for name, data in tasks]
-            for role, tasks in cached.items()}
+    return {role: [_goal_task(r) for r in records] for role, records in cached.items()}
 
 
 def goal_variants(task_id: int) -> list:
