@@ -186,12 +186,21 @@ def cmd_plot_fig6(args: argparse.Namespace) -> None:
 def cmd_inspect_buffer(args: argparse.Namespace) -> None:
     from macaw.data import load_task_buffer
 
-    for path in args.buffers:
-        b = load_task_buffer(path)
+    bad = []
+    for path in args.buffers:       # every file is checked, not only those before a bad one
+        try:
+            b = load_task_buffer(path)
+        except ValueError as err:
+            print(f"{path}: INVALID: {err}")
+            bad.append(str(path))
+            continue
         r = b.episode_returns
         print(f"{path}: {b.family} task {b.task_id} ({b.env_id}, {b.algorithm}), "
               f"{len(b)} transitions, {b.n_episodes} episodes, return first {r[0]:.1f} "
               f"last {r[-1]:.1f} max {r.max():.1f}, params {json.dumps(b.task_params)}")
+    if bad:
+        raise ValueError(f"{len(bad)} of {len(args.buffers)} buffer files are invalid: "
+                         f"{', '.join(bad)}")
 
 
 def _finished_run_args(p: argparse.ArgumentParser) -> None:
@@ -389,7 +398,7 @@ def main(argv: list[str] | None = None) -> int:
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         args.func(args)
-    except (ValueError, KeyError, FileNotFoundError, FloatingPointError) as err:
+    except (ValueError, KeyError, OSError, FloatingPointError) as err:
         # Bad input: one clear line, no traceback, non-zero exit.
         print(f"macaw {args.command}: error: {err}", file=sys.stderr)
         return 2

@@ -179,7 +179,7 @@ def test_load_wrong_shape_names_file_and_key(tmp_path):
     with h5py.File(path, "a") as f:
         data = f["rewards"][()]
         del f["rewards"]
-        f["rewards"] = data[:-1]
+        f.create_dataset("rewards", data=data[:-1], fletcher32=True)
     with pytest.raises(BufferSchemaError) as info:
         load_task_buffer(path)
     msg = str(info.value)
@@ -191,8 +191,8 @@ def test_load_2d_observations_required(tmp_path):
     with h5py.File(path, "a") as f:
         data = f["observations"][()]
         del f["observations"]
-        f["observations"] = data[:, 0]
-    with pytest.raises(BufferSchemaError, match="observations"):
+        f.create_dataset("observations", data=data[:, 0], fletcher32=True)
+    with pytest.raises(BufferSchemaError, match="observations'.*a 2-D array"):
         load_task_buffer(path)
 
 
@@ -204,6 +204,41 @@ def test_load_wrong_schema_version(tmp_path):
         load_task_buffer(path)
     msg = str(info.value)
     assert "task03.h5" in msg and "schema_version" in msg and str(SCHEMA_VERSION + 1) in msg
+
+
+def test_a_flipped_byte_fails_the_checksum_naming_file_and_key(tmp_path):
+    path, _ = write(tmp_path / "task03.h5")
+    load_task_buffer(path)
+    with h5py.File(path, "r") as f:
+        offset = f["rewards"].id.get_chunk_info(0).byte_offset
+    raw = bytearray(path.read_bytes())
+    raw[offset + 5] ^= 0x10                       # one bit of one reward
+    path.write_bytes(bytes(raw))
+    with pytest.raises(BufferSchemaError,
+                       match=r"task03\.h5: key 'rewards': expected data matching its "
+                             r"Fletcher-32 checksum"):
+        load_task_buffer(path)
+
+
+def _rewrite_without_checksums(path, version):
+    with h5py.File(path, "r") as f:
+        data = {k: f[k][()] for k in f}
+        attrs = dict(f.attrs)
+    with h5py.File(path, "w") as f:
+        for k, v in data.items():
+            f.create_dataset(k, data=v)
+        f.attrs.update({**attrs, "schema_version": version})
+
+
+def test_schema_1_files_without_checksums_load_with_a_warning(tmp_path, caplog):
+    path, _ = write(tmp_path / "task03.h5")
+    _rewrite_without_checksums(path, 1)
+    with caplog.at_level("WARNING"):
+        assert load_task_buffer(path).schema_version == 1
+    assert "has no checksums" in caplog.text
+    _rewrite_without_checksums(path, 2)
+    with pytest.raises(BufferSchemaError, match="key 'observations': expected a Fletcher-32"):
+        load_task_buffer(path)
 
 
 def test_load_missing_attribute(tmp_path):
@@ -386,8 +421,8 @@ def test_load_refuses_non_finite_or_out_of_box_data(tmp_path, key, row, value, m
     with h5py.File(path, "a") as f:
         data = f[key][()]
         data[row] = value
-        del f[key]
-        f[key] = data
+        del f[key]     # rewritten with a valid checksum: the values themselves are checked
+        f.create_dataset(key, data=data, fletcher32=True)
     with pytest.raises(BufferSchemaError, match=match):
         load_task_buffer(path)
 
@@ -404,3 +439,18 @@ def test_atomic_write_gives_the_umask_permissions_not_0600(tmp_path):
     finally:
         os.umask(old)
     assert (tmp_path / "shared.csv").stat().st_mode & 0o777 == 0o644
+
+
+def test_inspect_buffer_checks_every_file_it_is_given(tmp_path, capsys):
+    from macaw.cli import main
+
+    good_a, _ = write(tmp_path / "task01.h5")
+    bad, _ = write(tmp_path / "task02.h5")
+    good_b, _ = write(tmp_path / "task03.h5")
+    with h5py.File(bad, "a") as f:
+        del f.attrs["gamma"]
+    assert main(["inspect-buffer", str(good_a), str(bad), str(good_b)]) == 2
+    out, err = capsys.readouterr()
+    assert "task01.h5: cheetah-vel" in out and "task03.h5: cheetah-vel" in out
+    assert "task02.h5: INVALID" in out and "gamma" in out
+    assert "1 of 3 buffer files are invalid" in err

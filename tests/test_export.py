@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import h5py
 import numpy as np
@@ -56,6 +57,27 @@ def test_export_of_missing_task_names_file_and_group(tiny_lifetime, tmp_path, ca
     err = capsys.readouterr().err
     assert "lifetime.h5" in err and "task07" in err and "task03" in err
     assert not (tmp_path / "x.h5").exists()
+
+
+@pytest.mark.parametrize("corrupt,match", [
+    ("nan_reward", r"key 'rewards': expected finite values"),
+    ("wrong_logged_return", r"x\.h5: episode returns recomputed .* do not match"),
+])
+def test_a_failed_export_leaves_nothing_at_its_output(tiny_lifetime, tmp_path, capsys,
+                                                     corrupt, match):
+    lifetime = tmp_path / "lifetime.h5"
+    lifetime.write_bytes(tiny_lifetime.read_bytes())
+    with h5py.File(lifetime, "a") as f:
+        key = "rewards" if corrupt == "nan_reward" else "episode_returns"
+        data = f[f"task11/{key}"][()]
+        data[1] = np.nan if corrupt == "nan_reward" else data[1] + 50.0
+        f[f"task11/{key}"][...] = data
+    out = tmp_path / "x.h5"
+    assert main(["export-buffer", "--lifetime", str(lifetime), "--task", "11",
+                 "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert re.search(match, err), err
+    assert not out.exists() and list(tmp_path.glob(".x.h5*")) == []
 
 
 def test_cli_rejects_unknown_behaviour_field(tmp_path, capsys):

@@ -11,6 +11,7 @@ import numpy as np
 from macaw.behaviour.trainer import LIFETIME_FORMAT
 from macaw.data import load_task_buffer, write_task_buffer
 from macaw.envs import task_params
+from macaw.io import atomic_path
 
 
 def export_task_buffer(lifetime_path: Path, task_id: int, out_path: Path, gamma: float) -> Path:
@@ -37,15 +38,24 @@ def export_task_buffer(lifetime_path: Path, task_id: int, out_path: Path, gamma:
         successes = g["episode_successes"][()] if "episode_successes" in g else None
         attrs = dict(f.attrs)
     family = str(attrs["family"])
+    # Written and checked under a temporary name: a failed export leaves nothing at out_path.
+    with atomic_path(out_path) as tmp:
+        _write_and_check(tmp, out_path, lifetime_path, arrays, attrs, family, task_id, gamma,
+                         successes, logged_returns)
+    return Path(out_path)
+
+
+def _write_and_check(tmp: Path, out_path: Path, lifetime_path: Path, arrays: dict, attrs: dict,
+                     family: str, task_id: int, gamma: float, successes, logged_returns) -> None:
     write_task_buffer(
-        out_path, **arrays, env_id=str(attrs["env_id"]), family=family, task_id=task_id,
+        tmp, **arrays, env_id=str(attrs["env_id"]), family=family, task_id=task_id,
         task_params=task_params(family, task_id), gamma=gamma,
         policy_steps=int(attrs["policy_steps"]), algorithm=str(attrs["algorithm"]),
         config=json.loads(attrs["config"]), episode_successes=successes,
     )
-    buffer = load_task_buffer(out_path)
+    buffer = load_task_buffer(tmp)
     if not np.allclose(buffer.episode_returns, logged_returns, rtol=1e-4, atol=1e-3):
-        raise RuntimeError(f"{out_path}: episode returns recomputed from the transitions do not "
-                           f"match those logged during training in {lifetime_path}")
-    return Path(out_path)
+        raise ValueError(f"{out_path}: episode returns recomputed from the transitions do not "
+                         f"match those logged during training in {lifetime_path}; nothing "
+                         "was written")
 

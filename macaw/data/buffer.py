@@ -15,20 +15,22 @@ Layout (D4RL-style flat datasets; ``N`` transitions, ``E`` episodes)::
                                              info["success"] (Meta-World ml45), else 0
 
 Attributes: ``schema_version``, ``env_id``, ``family``, ``task_id``, ``task_params`` (JSON),
-``gamma``, ``policy_steps``, ``algorithm``, ``config`` (JSON), ``created_by``.
+``gamma``, ``policy_steps``, ``algorithm``, ``config`` (JSON), ``created_by``. Schema 2: every
+dataset has a Fletcher-32 checksum (``h5py`` ``fletcher32=True``), verified on every read.
 
 ``mc_returns`` is the discounted return to the end of the transition's episode, with no value
 tail: the behaviour trainer drops the unfinished last episode, so every buffer ends at an episode
 boundary. Learners that bootstrap at the time limit (as the authors' code does, SPEC §4.1) add
 ``gamma^(T-t) V(s_T)`` on top; the two quantities that needs, the episode's last next-state
 ``s_T`` and ``gamma^(T-t)``, are derived on load from the episode boundaries
-(:meth:`TaskBuffer.bootstrap_tails`), so the on-disk format (schema 1) is unchanged. The authors
+(:meth:`TaskBuffer.bootstrap_tails`), so the on-disk format needs no extra fields. The authors
 stored both per transition instead (``terminal_obs``, ``terminal_discounts``).
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -41,7 +43,12 @@ from scipy.signal import lfilter
 from macaw import __version__
 from macaw.io import atomic_path
 
-SCHEMA_VERSION = 1
+log = logging.getLogger(__name__)
+
+SCHEMA_VERSION = 2
+"""2: every dataset carries an HDF5 Fletcher-32 checksum, verified whenever it is read.
+1: the same layout without checksums; still read, with a warning."""
+READABLE_VERSIONS = (1, 2)
 
 FLOAT_KEYS = ("observations", "actions", "rewards", "next_observations", "mc_returns")
 BOOL_KEYS = ("terminals", "timeouts")
@@ -272,7 +279,8 @@ def write_task_buffer(
     with atomic_path(path) as tmp:
         with h5py.File(tmp, "w") as f:
             for key, value in datasets.items():
-                f.create_dataset(key, data=value)
+                # Fletcher-32 needs a chunked layout; h5py picks the chunks.
+                f.create_dataset(key, data=value, fletcher32=True, chunks=True)
             f.attrs.update(attrs)
     return path
 
@@ -297,9 +305,10 @@ def load_task_buffer(path: str | os.PathLike) -> TaskBuffer:
             if "schema_version" not in attrs:
                 raise _schema_error(path, "attribute 'schema_version'", "present", "missing")
             version = int(attrs["schema_version"])
-            if version != SCHEMA_VERSION:
+            if version not in READABLE_VERSIONS:
                 raise _schema_error(
-                    path, "attribute 'schema_version'", f"{SCHEMA_VERSION}", f"{version}"
+                    path, "attribute 'schema_version'",
+                    " or ".join(map(str, READABLE_VERSIONS)), f"{version}"
                 )
             for name in REQUIRED_ATTRS:
                 if name not in attrs:
@@ -307,7 +316,11 @@ def load_task_buffer(path: str | os.PathLike) -> TaskBuffer:
             for key in REQUIRED_KEYS:
                 if key not in f:
                     raise _schema_error(path, f"key {key!r}", "present", "missing")
-            arrays = {k: f[k][()] for k in REQUIRED_KEYS + OPTIONAL_KEYS if k in f}
+            arrays = {k: _read_dataset(path, f, k, version)
+                      for k in REQUIRED_KEYS + OPTIONAL_KEYS if k in f}
+            if version < 2:
+                log.warning("%s: schema_version %d has no checksums; re-export it to get "
+                            "them", path, version)
     except BufferSchemaError:
         raise
     except (OSError, KeyError, RuntimeError) as exc:
@@ -346,6 +359,19 @@ def load_task_buffer(path: str | os.PathLike) -> TaskBuffer:
         schema_version=version,
         path=path,
     )
+
+
+def _read_dataset(path: Path, f: h5py.File, key: str, version: int) -> np.ndarray:
+    """Read one dataset, verifying its checksum (schema 2): a flipped bit is an error that
+    names the file and the key."""
+    dataset = f[key]
+    if version >= 2 and not dataset.fletcher32:
+        raise _schema_error(path, f"key {key!r}", "a Fletcher-32 checksum (schema 2)", "none")
+    try:
+        return dataset[()]
+    except OSError as exc:
+        raise _schema_error(path, f"key {key!r}", "data matching its Fletcher-32 checksum",
+                            f"a mismatch, the file is corrupted ({exc})") from exc
 
 
 def _validate_arrays(path: Path, arrays: dict[str, np.ndarray]) -> None:
