@@ -206,10 +206,17 @@ def run_meta_training(cfg: MetaTrainConfig, train_buffers: list[Path],
                       expected_task_ids: tuple[list[int], list[int]] | None = None,
                       restart_on_config_change: bool = False) -> Path:
     """Meta-train ``cfg.method`` on the training tasks, meta-testing on the test tasks every
-    ``eval_every`` steps; resumes from ``run_dir/checkpoint.pt`` if present. A checkpoint of
-    another config is refused, or with ``restart_on_config_change`` (what Snakemake asks for
-    when a param changed) moved aside to ``checkpoint.stale.pt`` and the run starts afresh.
-    Returns the path of ``eval.csv``."""
+    ``eval_every`` steps; resumes from ``run_dir/checkpoint.pt`` if present.
+
+    The rule for a checkpoint written with another config: if only ``steps`` changed (and
+    the checkpoint is not past the new value) the run continues, so raising ``steps`` extends
+    a finished run exactly as if it had been asked for from the start (when the old value lay
+    on the ``eval_every`` / ``checkpoint_every`` grid; otherwise the curve keeps the extra
+    evaluation at the old last step). Any other change is refused with the differing fields
+    named, or with ``restart_on_config_change`` (what Snakemake asks for when a param
+    changed) the old checkpoint is moved aside to ``checkpoint.stale.pt`` and the run starts
+    afresh. Evaluation-only fields are no exception: only the last checkpoint is kept, so the
+    earlier evaluations cannot be redone. Returns the path of ``eval.csv``."""
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     device = pick_device(cfg.device)
@@ -227,6 +234,12 @@ def run_meta_training(cfg: MetaTrainConfig, train_buffers: list[Path],
     if ckpt_path.exists():
         ckpt = load_state(ckpt_path, map_location=device)
         differences = config_differences(ckpt["config"], dataclasses.asdict(cfg))
+        if differences == [f"steps: {ckpt['config']['steps']!r} -> {cfg.steps!r}"] \
+                and cfg.steps >= ckpt["step"]:
+            # More (or, above the checkpoint, fewer) steps: the same run, continued.
+            log.info("%s: steps %d -> %d; continuing from the checkpoint at step %d", run_dir,
+                     ckpt["config"]["steps"], cfg.steps, ckpt["step"])
+            differences = []
         if differences and restart_on_config_change:
             log.warning("%s: config changed (%s); the old checkpoint is kept as "
                         "checkpoint.stale.pt and the run starts afresh", run_dir,

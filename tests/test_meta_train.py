@@ -301,3 +301,20 @@ def test_every_registered_method_builds_and_the_workflow_pattern_matches_runs():
                                                     "method": "macaw_nowt_params"}),
                          17, 6, 3, torch.device("cpu"))
     assert nowt.cfg.latent == 0 and nowt.cfg.width > 100
+
+
+def test_raising_steps_continues_the_run_as_if_asked_for_from_the_start(tiny_buffers, tmp_path):
+    args = ([tiny_buffers[3]], [tiny_buffers[11]])
+    run_meta_training(tiny_config(steps=6, eval_every=2), *args, tmp_path / "long",
+                      progress=False)
+    run_meta_training(tiny_config(steps=4, eval_every=2), *args, tmp_path / "ext",
+                      progress=False)
+    run_meta_training(tiny_config(steps=6, eval_every=2), *args, tmp_path / "ext",
+                      progress=False)
+    for name in ("eval.csv", "train.csv"):
+        assert (tmp_path / "ext" / name).read_text() == (tmp_path / "long" / name).read_text()
+    assert not (tmp_path / "ext" / "checkpoint.stale.pt").exists()
+    # Fewer steps than the checkpoint holds is a change of the run, refused.
+    with pytest.raises(ValueError, match=r"steps: 6 -> 4"):
+        run_meta_training(tiny_config(steps=4, eval_every=2), *args, tmp_path / "ext",
+                          progress=False)
