@@ -259,12 +259,13 @@ def test_restart_on_config_change_keeps_the_old_checkpoint_and_starts_afresh(tin
                                                                             tmp_path):
     cfg = tiny_config(steps=2, eval_every=2)
     run_meta_training(cfg, [tiny_buffers[3]], [tiny_buffers[11]], tmp_path, progress=False)
-    changed = tiny_config(steps=4, eval_every=2)
+    changed = tiny_config(steps=4, eval_every=2, inner_batch=16)    # a training field
     run_meta_training(changed, [tiny_buffers[3]], [tiny_buffers[11]], tmp_path,
                       progress=False, restart_on_config_change=True)
-    assert torch.load(tmp_path / "checkpoint.stale.pt", weights_only=True)["step"] == 2
+    stale = torch.load(tmp_path / "checkpoint.stale.pt", weights_only=True)
+    assert stale["step"] == 2 and stale["config"]["inner_batch"] == 32
     assert torch.load(tmp_path / "checkpoint.pt", weights_only=True)["step"] == 4
-    assert yaml.safe_load((tmp_path / "config.yaml").read_text())["steps"] == 4
+    assert yaml.safe_load((tmp_path / "config.yaml").read_text())["inner_batch"] == 16
     fresh = run_meta_training(changed, [tiny_buffers[3]], [tiny_buffers[11]],
                               tmp_path / "fresh", progress=False)
     pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "eval.csv"), pd.read_csv(fresh))

@@ -10,11 +10,12 @@ For families with a success flag (Meta-World, ``info["success"]``) an episode co
 success if any of its steps does; the lifetime file keeps one flag per episode beside its
 return (``episode_successes``) for the Fig. 9 curves.
 
-Runs are resumable: every ``checkpoint_every`` steps the networks, optimisers, replay,
-environment simulator states (``mujoco.mj_getState``, or the env's own
-``get_checkpoint_state`` where it keeps more than MuJoCo's state, as Meta-World does) and every
-RNG are saved atomically; a killed run started again with the same arguments continues from
-there.
+Runs are resumable: every ``checkpoint_every`` steps the networks, optimisers, environment
+simulator states (``mujoco.mj_getState``, or the env's own ``get_checkpoint_state`` where it
+keeps more than MuJoCo's state, as Meta-World does) and every RNG are saved atomically
+(:func:`macaw.runs.save_state`, loadable with ``weights_only=True``), and the replay rows since
+the previous checkpoint are appended as one segment (:class:`macaw.runs.SegmentStore`); a
+killed run started again with the same arguments continues from there.
 """
 
 from __future__ import annotations
@@ -261,6 +262,8 @@ def train_behaviour(cfg: BehaviourConfig, lifetime_path: Path, policy_path: Path
         rng.bit_generator.state = ckpt["numpy_rng"]
         sample_gen.set_state(ckpt["sample_rng"])
         log.info("%s: resumed from %s at step %d", cfg.family, checkpoint_path, start)
+    else:
+        segments.remove()       # left by a run killed before its first checkpoint
     saved = {"step": start}
 
     def save_checkpoint(step: int) -> None:

@@ -126,7 +126,8 @@ def _read_goal_cache(path: Path) -> dict[str, list[dict]] | None:
                 if not (isinstance(record["rand_vec"], list)
                         and all(isinstance(x, float) for x in record["rand_vec"])):
                     raise ValueError(f"rand_vec of {record['env_name']!r} is not a float list")
-                np.dtype(record["dtype"])
+                if np.dtype(record["dtype"]).kind != "f":
+                    raise ValueError(f"dtype {record['dtype']!r} is not a float dtype")
         return cached
     except FileNotFoundError:
         return None
