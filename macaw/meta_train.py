@@ -154,6 +154,11 @@ def _rng_state(rng: np.random.Generator) -> dict:
     return {"numpy": rng.bit_generator.state, "torch": torch.get_rng_state()}
 
 
+EVALUATION_FIELDS = ("eval_episodes", "eval_unadapted", "eval_batch")
+"""Fields that change how a run is evaluated, never how it trains (tested: the training log
+of a re-evaluated run is identical)."""
+
+
 def evaluation_seed(cfg: MetaTrainConfig, step: int) -> int:
     """Seed of the evaluation at ``step`` (adaptation batches and environment seeds)."""
     return cfg.seed * 1_000_003 + step
@@ -215,8 +220,10 @@ def run_meta_training(cfg: MetaTrainConfig, train_buffers: list[Path],
     evaluation at the old last step). Any other change is refused with the differing fields
     named, or with ``restart_on_config_change`` (what Snakemake asks for when a param
     changed) the old checkpoint is moved aside to ``checkpoint.stale.pt`` and the run starts
-    afresh. Evaluation-only fields are no exception: only the last checkpoint is kept, so the
-    earlier evaluations cannot be redone. Returns the path of ``eval.csv``."""
+    afresh. A change of :data:`EVALUATION_FIELDS` alone is never refused: only the last
+    checkpoint is kept (a MACAW model is ~20 MB, too much to snapshot at every evaluation), so
+    the run is re-evaluated by re-running its training, which reproduces the same weights
+    because training never draws from the evaluation's RNG. Returns the path of ``eval.csv``."""
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     device = pick_device(cfg.device)
@@ -240,7 +247,16 @@ def run_meta_training(cfg: MetaTrainConfig, train_buffers: list[Path],
             log.info("%s: steps %d -> %d; continuing from the checkpoint at step %d", run_dir,
                      ckpt["config"]["steps"], cfg.steps, ckpt["step"])
             differences = []
-        if differences and restart_on_config_change:
+        evaluation_only = differences and all(
+            d.split(":")[0] in EVALUATION_FIELDS for d in differences)
+        if evaluation_only:
+            # Training never draws from the evaluation's RNG, so re-running it reproduces the
+            # same weights at every step: the run is re-evaluated, not refused.
+            log.warning("%s: evaluation settings changed (%s); re-evaluating every step by "
+                        "re-running the (deterministic) training; the old checkpoint is kept "
+                        "as checkpoint.stale.pt", run_dir, "; ".join(differences))
+            ckpt_path.replace(run_dir / "checkpoint.stale.pt")
+        elif differences and restart_on_config_change:
             log.warning("%s: config changed (%s); the old checkpoint is kept as "
                         "checkpoint.stale.pt and the run starts afresh", run_dir,
                         "; ".join(differences))

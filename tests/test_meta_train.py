@@ -319,3 +319,19 @@ def test_raising_steps_continues_the_run_as_if_asked_for_from_the_start(tiny_buf
     with pytest.raises(ValueError, match=r"steps: 6 -> 4"):
         run_meta_training(tiny_config(steps=4, eval_every=2), *args, tmp_path / "ext",
                           progress=False)
+
+
+def test_changed_evaluation_settings_reevaluate_instead_of_refusing(tiny_buffers, tmp_path):
+    """Same weights at every step (train.csv identical), new evaluations (eval.csv equal to a
+    fresh run with the new settings)."""
+    args = ([tiny_buffers[3]], [tiny_buffers[11]])
+    run_meta_training(tiny_config(eval_episodes=1), *args, tmp_path / "run", progress=False)
+    train_before = (tmp_path / "run" / "train.csv").read_text()
+    new = tiny_config(eval_episodes=2, eval_unadapted=False)
+    run_meta_training(new, *args, tmp_path / "run", progress=False)
+    run_meta_training(new, *args, tmp_path / "fresh", progress=False)
+    assert (tmp_path / "run" / "train.csv").read_text() == train_before
+    evals = pd.read_csv(tmp_path / "run" / "eval.csv")
+    assert sorted(evals["episode"].unique()) == [0, 1]
+    pd.testing.assert_frame_equal(evals, pd.read_csv(tmp_path / "fresh" / "eval.csv"))
+    assert (tmp_path / "run" / "checkpoint.stale.pt").exists()
