@@ -50,17 +50,18 @@ import logging
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import NamedTuple
+from typing import Annotated, Literal, NamedTuple
 
 import numpy as np
 import torch
 import yaml
+from pydantic import Field
 from tqdm.auto import tqdm
 
 from macaw.algos.macaw import _sgd_step
-from macaw.fields import check_known_fields
+from macaw.fields import NonNegativeInt, PositiveFloat, PositiveInt, config_class, parse_config
 from macaw.io import atomic_path
-from macaw.nets.layers import LayerSpec, Params, affine, effective_weights
+from macaw.nets.layers import WT_INITS, LayerSpec, Params, affine, effective_weights
 from macaw.nets.networks import MetaNet
 
 log = logging.getLogger(__name__)
@@ -86,62 +87,51 @@ EVAL_CHUNK = 50
 """Evaluation tasks adapted together (bounds memory; results do not depend on it)."""
 
 
-@dataclass
+@config_class
 class FewShotConfig:
     """One few-shot meta-training run (one variant, one seed)."""
 
-    variant: str = "wt"
+    variant: Literal[VARIANTS] = "wt"
     """Model: ``wt``, ``nowt_width`` or ``nowt_params`` (see module docstring)."""
-    seed: int = 0
+    seed: NonNegativeInt = 0
     """Seeds the initial weights, the training tasks and the evaluation tasks."""
-    ways: int = 5
+    ways: Annotated[int, Field(ge=2, le=min(len(TRAIN_CLASSES), len(TEST_CLASSES)))] = 5
     """N: classes per task (at most 20, the classes of each side of the split)."""
-    shots: int = 1
+    shots: PositiveInt = 1
     """K: support images per class."""
-    query_per_class: int = 5
+    query_per_class: PositiveInt = 5
     """Query images per class (the outer loss and the accuracy are computed on these)."""
-    inner_steps: int = 1
+    inner_steps: PositiveInt = 1
     """SGD steps of adaptation on the support set (training and evaluation)."""
-    inner_lr: float = 0.4
+    inner_lr: PositiveFloat = 0.4
     """Initial inner learning rate of every parameter tensor."""
     learn_inner_lr: bool = True
     """Learn one inner rate per parameter tensor in the outer loop (off: fixed ``inner_lr``)."""
-    outer_lr: float = 1e-3
+    outer_lr: PositiveFloat = 1e-3
     """Adam rate of the meta-parameters (and of the inner-rate logits)."""
-    meta_batch: int = 8
+    meta_batch: PositiveInt = 8
     """Tasks per meta-training step."""
-    steps: int = 300
+    steps: PositiveInt = 300
     """Meta-training steps."""
-    eval_every: int = 25
+    eval_every: PositiveInt = 25
     """Evaluate every this many steps (and at step 0 and the last step)."""
-    eval_tasks: int = 100
+    eval_tasks: PositiveInt = 100
     """Test-class tasks sampled afresh for each evaluation."""
-    hidden: int = 128
+    hidden: PositiveInt = 128
     """Hidden units per layer of the ``wt`` and ``nowt_width`` models."""
-    latent: int = 32
+    latent: PositiveInt = 32
     """Weight-transform latent size of the ``wt`` model."""
-    n_hidden: int = 4
+    n_hidden: PositiveInt = 4
     """Hidden layers."""
-    wt_init: str = "authors"
+    wt_init: Literal[WT_INITS] = "authors"
     """WT layer initialisation (:func:`macaw.nets.layers.init_layer`): the authors' WLinear
     (z ~ N(0, 1/out^2)) or ``uniform`` (z ~ U(-1, 1), our earlier choice)."""
 
     @classmethod
     def from_dict(cls, values: dict) -> "FewShotConfig":
-        check_known_fields(cls, values, "few-shot config")
-        cfg = cls(**values)
-        if cfg.variant not in VARIANTS:
-            raise ValueError(f"few-shot config: variant {cfg.variant!r} unknown; "
-                             f"expected one of {VARIANTS}")
-        n_classes = min(len(TRAIN_CLASSES), len(TEST_CLASSES))
-        if not 2 <= cfg.ways <= n_classes:
-            raise ValueError(f"few-shot config: ways={cfg.ways}; expected 2..{n_classes} "
-                             f"({n_classes} classes per side of the split)")
-        for name in ("shots", "query_per_class", "inner_steps", "meta_batch", "steps",
-                     "eval_every", "eval_tasks", "hidden", "n_hidden"):
-            if getattr(cfg, name) < 1:
-                raise ValueError(f"few-shot config: {name}={getattr(cfg, name)}; expected >= 1")
-        return cfg
+        """Checked: every field's name, type and range (its annotation; ``ways`` at most the
+        classes on each side of the split)."""
+        return parse_config(cls, values, "few-shot config")
 
 
 # ------------------------------------------------------------------------------ tasks

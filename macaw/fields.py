@@ -1,8 +1,41 @@
-"""Checking config dictionaries against the dataclasses they configure."""
+"""Config dataclasses: their field types (with ranges) and the one validator every config uses.
+
+Every config dataclass (:class:`macaw.meta_train.MetaTrainConfig`, the algorithms' configs,
+:class:`macaw.behaviour.trainer.BehaviourConfig`, :class:`macaw.online.OnlineConfig`,
+:class:`macaw.fewshot.FewShotConfig`) is decorated with :func:`config_class` and annotated with
+the types below, so that pydantic checks each field's type and range from the annotation
+(:func:`parse_config`) and writes the Snakemake JSON schema from the same source
+(:mod:`macaw.schema`). Validation is strict, as JSON: ``"4"`` is not an integer, ``4.0`` is not
+an integer, ``true`` is not a number; a list is accepted where a tuple is declared.
+"""
 
 from __future__ import annotations
 
 import dataclasses
+import json
+from typing import Annotated
+
+from pydantic import ConfigDict, Field, TypeAdapter, ValidationError, with_config
+
+PositiveInt = Annotated[int, Field(ge=1)]
+"""An integer >= 1 (a count, a length, a width)."""
+NonNegativeInt = Annotated[int, Field(ge=0)]
+"""An integer >= 0 (a seed; 0 meaning "never" or "none")."""
+PositiveFloat = Annotated[float, Field(gt=0)]
+"""A number > 0 (a learning rate, a temperature)."""
+NonNegativeFloat = Annotated[float, Field(ge=0)]
+"""A number >= 0 (a loss weight, a rate that may be switched off)."""
+UnitFraction = Annotated[float, Field(gt=0, le=1)]
+"""A number in (0, 1] (a discount, a Polyak rate)."""
+OpenFraction = Annotated[float, Field(ge=0, lt=1)]
+"""A number in [0, 1) (the weight of the old value in a Polyak average)."""
+
+_CONFIG = ConfigDict(strict=True, extra="forbid", use_attribute_docstrings=True)
+
+
+def config_class(cls):
+    """Make ``cls`` a config dataclass whose annotations pydantic validates strictly."""
+    return with_config(_CONFIG)(dataclasses.dataclass(cls))
 
 
 def check_known_fields(cls, values: dict, where: str, exclude: frozenset[str] = frozenset()) -> None:
@@ -11,3 +44,26 @@ def check_known_fields(cls, values: dict, where: str, exclude: frozenset[str] = 
     unknown = sorted(set(values) - names)
     if unknown:
         raise ValueError(f"{where}: unknown field(s) {unknown}; expected a subset of {sorted(names)}")
+
+
+def parse_config(cls, values: dict, where: str, exclude: frozenset[str] = frozenset()):
+    """``cls`` built from ``values`` after checking every field's name, type and range.
+
+    Raises ValueError naming ``where`` and, for each bad field, its dotted path, what was
+    expected and what was found. ``exclude`` names fields the caller supplies itself (they are
+    "unknown" in ``values``)."""
+    if not isinstance(values, dict):
+        raise ValueError(f"{where}: expected a mapping of field names to values, found {values!r}")
+    check_known_fields(cls, values, where, exclude)
+    try:
+        text = json.dumps(values, allow_nan=False)
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"{where}: values must be plain JSON data (numbers, strings, lists, "
+                         f"mappings; no NaN): {err}") from None
+    try:
+        return TypeAdapter(cls).validate_json(text)
+    except ValidationError as err:
+        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc']) or '(top level)'}: "
+                             f"{e['msg'][0].lower()}{e['msg'][1:]}, found {e.get('input')!r}"
+                             for e in err.errors())
+        raise ValueError(f"{where}: {problems}") from None

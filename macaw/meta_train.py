@@ -31,8 +31,9 @@ import dataclasses
 import logging
 import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import field
 from pathlib import Path
+from typing import Annotated, Literal
 
 import numpy as np
 import torch
@@ -45,7 +46,9 @@ from macaw.algos.macaw import MACAWConfig
 from macaw.data import WINDOWS, TaskData
 from macaw.envs import get_family
 from macaw.evaluate import evaluate_tasks
-from macaw.fields import check_known_fields
+from pydantic import Field
+
+from macaw.fields import NonNegativeInt, PositiveInt, config_class, parse_config
 from macaw.io import atomic_path
 from macaw.runs import config_differences, load_state, save_state
 
@@ -56,7 +59,11 @@ METHODS = tuple(registry.METHODS)
 :func:`macaw.evaluate.evaluate_tasks` (:mod:`macaw.algos.registry`)."""
 
 
-@dataclass
+BatchSize = Annotated[int, Field(ge=2)]
+"""Transitions per task in a batch (two at least: advantages are centred per batch)."""
+
+
+@config_class
 class MetaTrainConfig:
     """One meta-training run."""
 
@@ -64,40 +71,40 @@ class MetaTrainConfig:
     """Task family, e.g. ``cheetah-vel``."""
     method: str = "macaw"
     """One of :data:`METHODS`."""
-    seed: int = 0
+    seed: NonNegativeInt = 0
     """Seeds networks, task/batch sampling and evaluation rollouts."""
-    steps: int = 10_000
+    steps: PositiveInt = 10_000
     """Meta-training steps."""
-    eval_every: int = 500
+    eval_every: PositiveInt = 500
     """Meta-test every test task every this many steps (and at step 0)."""
-    checkpoint_every: int = 500
+    checkpoint_every: PositiveInt = 500
     """Save a resumable checkpoint every this many steps."""
-    tasks_per_batch: int = 5
+    tasks_per_batch: PositiveInt = 5
     """Training tasks per meta-step (Table 4: 5)."""
-    inner_batch: int = 256
+    inner_batch: BatchSize = 256
     """Transitions per task in the inner (adaptation) batch."""
-    outer_batch: int = 256
+    outer_batch: BatchSize = 256
     """Transitions per task in the outer batch."""
-    eval_batch: int = 256
+    eval_batch: BatchSize = 256
     """Transitions of the test task's buffer used to adapt at meta-test."""
-    eval_episodes: int = 3
+    eval_episodes: PositiveInt = 3
     """Meta-test episodes per test task and evaluation, each adapted on its own independently
     drawn adaptation batch (the authors: 1)."""
     eval_unadapted: bool = True
     """Also roll out the unadapted meta-policy in every evaluation episode (the
     ``unadapted_return`` column: the adaptation gain's baseline)."""
-    inner_quality: str = "all"
+    inner_quality: Literal[WINDOWS] = "all"
     """Window of the inner / meta-test adaptation data: all (the whole lifetime, the
     authors' standard), bad, medium or good (Fig. 4 left)."""
-    outer_quality: str = "all"
+    outer_quality: Literal["all", "good"] = "all"
     """Window of the outer batches (and of MT+FT's and PEARL's RL batches): all or good."""
-    window_trajectories: int = 500
+    window_trajectories: PositiveInt = 500
     """Episodes per bad / medium / good window (paper: 500)."""
-    buffer_skip: int = 7
+    buffer_skip: PositiveInt = 7
     """Stride of the outer window: every buffer_skip-th transition (authors: 7)."""
-    inner_buffer_skip: int = 7
+    inner_buffer_skip: PositiveInt = 7
     """Stride of the inner window (authors: 7; 1 in their data-quality ablation)."""
-    device: str = "auto"
+    device: Literal["auto", "cpu", "cuda"] = "auto"
     """``auto`` (CUDA when present), ``cpu`` or ``cuda``."""
     macaw: MACAWConfig = field(default_factory=MACAWConfig)
     """MACAW hyperparameters (ablations and Meta-BC apply their switches on top)."""
@@ -108,31 +115,16 @@ class MetaTrainConfig:
 
     @classmethod
     def from_dict(cls, values: dict) -> "MetaTrainConfig":
-        values = dict(values)
-        algo_values = values.pop("macaw", {})
-        check_known_fields(MACAWConfig, algo_values, "meta-training config, section 'macaw'")
-        check_known_fields(cls, values, "meta-training config")
-        cfg = cls(macaw=MACAWConfig(**algo_values), **values)
+        """Checked: every field's name, type and range (its annotation), the method, and the
+        ``pearl`` / ``mt_ft`` sections against their algorithm's config class."""
+        cfg = parse_config(cls, values, "meta-training config")
         if cfg.method not in METHODS:
             raise ValueError(f"meta-training config: method {cfg.method!r} unknown; "
                              f"expected one of {METHODS}")
         for section in ("pearl", "mt_ft"):
             if getattr(cfg, section) or registry.get_method(cfg.method).section == section:
-                check_known_fields(registry.config_class(section), getattr(cfg, section),
-                                   f"meta-training config, section {section!r}")
-        if cfg.inner_quality not in WINDOWS:
-            raise ValueError(f"meta-training config: inner_quality {cfg.inner_quality!r}; "
-                             f"expected one of {WINDOWS}")
-        if cfg.outer_quality not in ("all", "good"):
-            raise ValueError(f"meta-training config: outer_quality {cfg.outer_quality!r}; "
-                             "expected 'all' or 'good'")
-        for name in ("steps", "eval_every", "checkpoint_every", "tasks_per_batch",
-                     "inner_batch", "outer_batch", "eval_batch", "eval_episodes",
-                     "window_trajectories", "buffer_skip", "inner_buffer_skip"):
-            value = getattr(cfg, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ValueError(f"meta-training config: {name} must be an integer >= 1, "
-                                 f"found {value!r}")
+                parse_config(registry.config_class(section), getattr(cfg, section),
+                             f"meta-training config, section {section!r}")
         return cfg
 
 

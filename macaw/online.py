@@ -18,45 +18,46 @@ finished episode, with the buffers' discount. Output: ``online.csv`` with ``env_
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import field
 from pathlib import Path
+from typing import Annotated
 
 import numpy as np
 import torch
+from pydantic import Field
 from tqdm.auto import tqdm
 
 from macaw.data import Batch, TaskData, compute_mc_returns
 from macaw.data.buffer import episode_tails
 from macaw.envs import make_task_env
 from macaw.evaluate import adaptation_batch, rollout_return
-from macaw.fields import check_known_fields
+from macaw.fields import NonNegativeInt, PositiveInt, config_class, parse_config
 from macaw.io import atomic_path
 from macaw.meta_train import load_finished_run
 
 log = logging.getLogger(__name__)
 
 
-@dataclass
+@config_class
 class OnlineConfig:
     """Online fine-tuning after offline adaptation (paper C.2)."""
 
-    env_steps: int = 200_000
+    env_steps: PositiveInt = 200_000
     """Additional environment steps per test task (paper: 200k)."""
-    report_at: list[int] = field(default_factory=lambda: [0, 20_000, 200_000])
+    report_at: Annotated[list[NonNegativeInt], Field(min_length=1)] = field(default_factory=lambda: [0, 20_000, 200_000])
     """Env-step counts at which the policy is evaluated (paper: 0, 20k, 200k)."""
-    grad_steps_per_rollout: int = 100
+    grad_steps_per_rollout: NonNegativeInt = 100
     """Gradient steps after each collected episode (paper: 100)."""
-    batch_size: int = 256
+    batch_size: PositiveInt = 256
     """Transitions per gradient step, uniform from the task's growing buffer."""
-    eval_rollouts: int = 10
+    eval_rollouts: PositiveInt = 10
     """Deterministic rollouts averaged at each report point (paper: 10)."""
-    seed: int = 0
+    seed: NonNegativeInt = 0
     """Seeds the adaptation batch, exploration, batches and rollouts."""
 
     @classmethod
     def from_dict(cls, values: dict) -> "OnlineConfig":
-        check_known_fields(cls, values, "online fine-tuning config")
-        cfg = cls(**values)
+        cfg = parse_config(cls, values, "online fine-tuning config")
         if sorted(cfg.report_at) != cfg.report_at or cfg.report_at[-1] > cfg.env_steps:
             raise ValueError(f"online fine-tuning config: report_at {cfg.report_at} must be "
                              f"increasing and at most env_steps={cfg.env_steps}")

@@ -206,9 +206,13 @@ def test_restored_simulator_state_steps_bit_identically_with_active_contacts(fam
         np.testing.assert_array_equal(a, b)
 
 
-@pytest.mark.parametrize("bad,match", [({"total_steps": -5}, "total_steps must be an integer >= 1"),
-                                       ({"algorithm": "ppo"}, "algorithm 'ppo'"),
-                                       ({"hidden": [0]}, "hidden must be")])
+@pytest.mark.parametrize("bad,match", [
+    ({"total_steps": -5}, "total_steps: input should be greater than or equal to 1, found -5"),
+    ({"total_steps": "5"}, "total_steps: input should be a valid integer, found '5'"),
+    ({"algorithm": "ppo"}, "algorithm: input should be 'sac' or 'td3', found 'ppo'"),
+    ({"hidden": [0]}, r"hidden\.0: input should be greater than or equal to 1"),
+    ({"gamma": 1.5}, "gamma: input should be less than or equal to 1"),
+    ({"family": "ant-dir"}, r"unknown field\(s\) \['family'\]")])
 def test_behaviour_config_errors_name_the_field(bad, match):
     with pytest.raises(ValueError, match=match):
         BehaviourConfig.from_dict("cheetah-vel", {"tasks": [0], **bad})

@@ -42,8 +42,7 @@ the tests check their gradients agree in float64.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
-from typing import Callable, NamedTuple
+from typing import Callable, Literal, NamedTuple
 
 import numpy as np
 import torch
@@ -53,59 +52,61 @@ from macaw.algos.base import MetaBatchShape
 from macaw.algos.losses import (advantage_loss, awr_loss, awr_weights, bootstrapped_returns,
                                 value_loss)
 from macaw.data import Batch, MetaBatch, TaskData, sample_meta_batch
+from macaw.fields import (NonNegativeFloat, NonNegativeInt, OpenFraction, PositiveFloat,
+                          PositiveInt, config_class)
 from macaw.nets.layers import (WT_INITS, LayerState, Params, adapt_state, effective_weights,
                                initial_state, state_weights)
 from macaw.nets.networks import (ADVANTAGE_HEAD, POLICY_STD, MetaNet, gaussian_log_prob,
                                  policy_forward, policy_net, value_forward, value_net)
 
 
-@dataclass
+@config_class
 class MACAWConfig:
     """Hyperparameters of MACAW (paper Table 4, standard configuration)."""
 
-    width: int = 100
+    width: PositiveInt = 100
     """Hidden units per layer."""
-    latent: int = 100
+    latent: NonNegativeInt = 100
     """Weight-transform latent size; 0 gives plain linear layers ("No WT")."""
-    n_hidden: int = 3
+    n_hidden: PositiveInt = 3
     """Hidden layers of policy and value."""
     adv_loss: bool = True
     """Add the advantage-regression loss to the inner policy loss (off: MAML+AWR)."""
-    adv_coef: float = 1e-2
+    adv_coef: PositiveFloat = 1e-2
     """Initial lambda of Eq. 3 (lambda = softplus(rho_lambda), always positive)."""
     learn_adv_coef: bool = True
     """Learn lambda in the outer loop with the inner rates (authors' code) or keep it fixed."""
-    wt_init: str = "authors"
+    wt_init: Literal[WT_INITS] = "authors"
     """WT layer initialisation: ``authors`` (z ~ N(0, 1/out^2), their WLinear) or ``uniform``
     (z ~ U(-1, 1), our earlier choice; the ablation)."""
     bootstrap: bool = True
     """Bootstrap the policy's advantages and the outer value target at the episode's time
     limit, as the authors' code (off: plain Monte-Carlo returns everywhere; the ablation)."""
-    value_target_polyak: float = 0.9
+    value_target_polyak: OpenFraction = 0.9
     """Weight of the old value in the outer value target's per-step Polyak average
     (the authors' ``target_vf_alpha``)."""
-    inner_lr: float = 1e-3
+    inner_lr: PositiveFloat = 1e-3
     """Initial inner learning rate of every parameter tensor (learned)."""
-    inner_value_lr: float | None = None
+    inner_value_lr: PositiveFloat | None = None
     """Initial inner rate of the value tensors; None: ``inner_lr`` (Table 4, Meta-World: 1e-4)."""
-    inner_policy_lr: float | None = None
+    inner_policy_lr: PositiveFloat | None = None
     """Initial inner rate of the policy tensors; None: ``inner_lr`` (Table 4, Meta-World: 1e-2)."""
-    finetune_value_lr: float = 1e-4
+    finetune_value_lr: PositiveFloat = 1e-4
     """Adam rate of the value during online fine-tuning (Table 1; not given for MACAW in the
     paper, Table 3's value fine-tuning rate)."""
-    finetune_policy_lr: float = 1e-4
+    finetune_policy_lr: PositiveFloat = 1e-4
     """Adam rate of the policy during online fine-tuning (not given for MACAW in the paper)."""
-    lr_lr: float = 1e-3
+    lr_lr: NonNegativeFloat = 1e-3
     """Adam rate of the learned inner learning rates."""
-    outer_value_lr: float = 1e-5
+    outer_value_lr: NonNegativeFloat = 1e-5
     """Adam rate of the value meta-parameters."""
-    outer_policy_lr: float = 1e-4
+    outer_policy_lr: NonNegativeFloat = 1e-4
     """Adam rate of the policy meta-parameters (and lambda)."""
-    inner_steps: int = 1
+    inner_steps: PositiveInt = 1
     """Gradient steps of adaptation (value, then policy)."""
-    temperature: float = 1.0
+    temperature: PositiveFloat = 1.0
     """AWR temperature T."""
-    max_weight: float = 20.0
+    max_weight: PositiveFloat = 20.0
     """Clip of the AWR weights."""
     behaviour_cloning: bool = False
     """Meta-BC: behaviour-cloning likelihood in both loops instead of AWR (every weight 1,

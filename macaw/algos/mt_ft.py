@@ -29,7 +29,6 @@ head (MT+FT has no L_ADV).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Callable, NamedTuple
 
 import numpy as np
@@ -38,6 +37,7 @@ from torch import nn
 
 from macaw.algos.losses import awr_loss, awr_weights, bootstrapped_returns, value_loss
 from macaw.data import Batch, TaskData, sample_meta_batch
+from macaw.fields import PositiveFloat, PositiveInt, config_class
 from macaw.nets.layers import LayerSpec, Params, affine, effective_weights
 from macaw.nets.networks import MetaNet, Weights, gaussian_log_prob, value_forward, value_net
 
@@ -45,30 +45,30 @@ if TYPE_CHECKING:
     from macaw.meta_train import MetaTrainConfig
 
 
-@dataclass
+@config_class
 class MTFTConfig:
     """Hyperparameters of offline MT+FT (paper Table 3, standard configuration).
 
     Batch sizes are the run's: ``tasks_per_batch`` (5), ``outer_batch`` (256) for training and
     ``eval_batch`` (256) for fine-tuning (:class:`macaw.meta_train.MetaTrainConfig`)."""
 
-    width: int = 100
+    width: PositiveInt = 100
     """Hidden units per layer (Table 3: 100; Meta-World 300)."""
-    n_hidden: int = 3
+    n_hidden: PositiveInt = 3
     """Hidden layers of policy and value (Table 3: 3)."""
-    value_lr: float = 1e-4
+    value_lr: PositiveFloat = 1e-4
     """Adam rate of the value network in training (Table 3: 1e-4; walker 1e-5; Meta-World 1e-6)."""
-    policy_lr: float = 1e-4
+    policy_lr: PositiveFloat = 1e-4
     """Adam rate of the policy network in training (Table 3: 1e-4)."""
-    finetune_value_lr: float = 1e-4
+    finetune_value_lr: PositiveFloat = 1e-4
     """Adam rate of the value copy at meta-test (Table 3: 1e-4; walker 1e-5; Meta-World 1e-6)."""
-    finetune_policy_lr: float = 1e-3
+    finetune_policy_lr: PositiveFloat = 1e-3
     """Adam rate of the policy copy at meta-test (Table 3: 1e-3)."""
-    finetune_steps: int = 20
+    finetune_steps: PositiveInt = 20
     """Fine-tuning rounds at meta-test, each one value step then one policy step (paper: 20)."""
-    temperature: float = 1.0
+    temperature: PositiveFloat = 1.0
     """AWR temperature T."""
-    max_weight: float = 20.0
+    max_weight: PositiveFloat = 20.0
     """Clip of the AWR weights (Table 3: max advantage clip 20)."""
     bootstrap: bool = True
     """Bootstrap value targets and advantages at the episode's time limit (authors' code)."""

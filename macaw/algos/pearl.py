@@ -38,7 +38,6 @@ from __future__ import annotations
 
 import copy
 import math
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Callable
 
 import numpy as np
@@ -47,6 +46,7 @@ from torch import nn
 
 from macaw.behaviour.ensemble import polyak_update
 from macaw.data import Batch, TaskData, stack_batches, uniform_indices
+from macaw.fields import NonNegativeFloat, PositiveFloat, PositiveInt, UnitFraction, config_class
 
 if TYPE_CHECKING:
     from macaw.meta_train import MetaTrainConfig
@@ -55,45 +55,45 @@ LOG_STD_MIN, LOG_STD_MAX = -20.0, 2.0
 """Clamp of the policy's log standard deviation (rlkit's ``TanhGaussianPolicy``)."""
 
 
-@dataclass
+@config_class
 class PEARLConfig:
     """Hyperparameters of offline PEARL (paper Table 2, standard configuration; rlkit's
     defaults where the table is silent)."""
 
-    latent: int = 5
+    latent: PositiveInt = 5
     """Size of the task latent z."""
-    width: int = 300
+    width: PositiveInt = 300
     """Hidden units per layer of the policy, Q and V networks."""
-    n_hidden: int = 3
+    n_hidden: PositiveInt = 3
     """Hidden layers of every network, encoder included."""
-    encoder_width: int = 200
+    encoder_width: PositiveInt = 200
     """Hidden units per layer of the context encoder (rlkit's launcher: 200)."""
-    meta_batch: int = 5
+    meta_batch: PositiveInt = 5
     """Training tasks per step (Table 2: 4-10; 5 = MACAW's tasks_per_batch)."""
-    batch_size: int = 256
+    batch_size: PositiveInt = 256
     """RL (SAC) transitions per task and step, uniform from the task's good window."""
-    context_batch: int = 256
+    context_batch: PositiveInt = 256
     """Context transitions per task and step, uniform from the inner window (Table 2: 100-256;
     keep it equal to the run's eval_batch, the meta-test context)."""
-    kl_weight: float = 0.1
+    kl_weight: NonNegativeFloat = 0.1
     """Weight of KL(q(z|c) || N(0, I)) in the encoder loss."""
-    reward_scale: float = 5.0
+    reward_scale: PositiveFloat = 5.0
     """Rewards are multiplied by this in the Q target (sets the entropy trade-off)."""
-    discount: float = 0.99
+    discount: UnitFraction = 0.99
     """Discount gamma of the Q target."""
-    tau: float = 0.005
+    tau: UnitFraction = 0.005
     """Soft (Polyak) update rate of the target V network."""
-    policy_lr: float = 3e-4
+    policy_lr: PositiveFloat = 3e-4
     """Adam rate of the policy."""
-    q_lr: float = 3e-4
+    q_lr: PositiveFloat = 3e-4
     """Adam rate of the two Q networks."""
-    v_lr: float = 3e-4
+    v_lr: PositiveFloat = 3e-4
     """Adam rate of the V network."""
-    encoder_lr: float = 3e-4
+    encoder_lr: PositiveFloat = 3e-4
     """Adam rate of the context encoder."""
-    policy_mean_reg: float = 1e-3
+    policy_mean_reg: NonNegativeFloat = 1e-3
     """Weight of the penalty on the policy's squared pre-tanh mean (rlkit)."""
-    policy_std_reg: float = 1e-3
+    policy_std_reg: NonNegativeFloat = 1e-3
     """Weight of the penalty on the policy's squared log-std (rlkit)."""
 
 

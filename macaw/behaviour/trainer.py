@@ -24,19 +24,22 @@ import dataclasses
 import json
 import logging
 import time
-from dataclasses import dataclass, field
+from dataclasses import field
 from pathlib import Path
+from typing import Annotated, Literal
 
 import gymnasium as gym
 import h5py
 import mujoco
 import numpy as np
 import torch
+from pydantic import Field
 from tqdm.auto import tqdm
 
 from macaw.behaviour.agents import AGENTS, TransitionBatch
 from macaw.envs import get_family, make_task_env
-from macaw.fields import check_known_fields
+from macaw.fields import (NonNegativeInt, PositiveFloat, PositiveInt, UnitFraction,
+                          check_known_fields, config_class, parse_config)
 from macaw.io import atomic_path
 from macaw.runs import SegmentStore, config_differences, load_state, save_state
 
@@ -45,57 +48,45 @@ log = logging.getLogger(__name__)
 LIFETIME_FORMAT = "macaw-lifetime-1"
 
 
-@dataclass
+@config_class
 class BehaviourConfig:
     """How the behaviour policies of one task family are trained."""
 
     family: str
     """Task family name, e.g. ``cheetah-vel`` (see :data:`macaw.envs.FAMILIES`)."""
-    tasks: list[int]
+    tasks: list[NonNegativeInt]
     """Task ids trained together as one ensemble."""
-    algorithm: str = "sac"
+    algorithm: Literal["sac", "td3"] = "sac"
     """``sac`` or ``td3`` (the paper uses TD3 for cheetah-vel, SAC elsewhere)."""
-    total_steps: int = 30_000
+    total_steps: PositiveInt = 30_000
     """Environment steps per task (the length of each task's lifetime buffer)."""
-    learning_starts: int = 2_000
+    learning_starts: NonNegativeInt = 2_000
     """Uniform-random actions for this many steps before learning starts."""
-    hidden: list[int] = field(default_factory=lambda: [128, 128])
+    hidden: Annotated[list[PositiveInt], Field(min_length=1)] = field(default_factory=lambda: [128, 128])
     """Hidden layer widths of actor and critics."""
-    batch_size: int = 128
+    batch_size: PositiveInt = 128
     """Transitions per task per gradient step."""
-    lr_actor: float = 3e-4
+    lr_actor: PositiveFloat = 3e-4
     """Actor (and SAC temperature) learning rate."""
-    lr_critic: float = 1e-3
+    lr_critic: PositiveFloat = 1e-3
     """Critic learning rate."""
-    gamma: float = 0.99
+    gamma: UnitFraction = 0.99
     """Discount factor."""
-    tau: float = 0.005
+    tau: UnitFraction = 0.005
     """Polyak rate of the target networks."""
-    seed: int = 0
+    seed: NonNegativeInt = 0
     """Seeds torch, numpy and every environment."""
-    checkpoint_every: int = 5_000
+    checkpoint_every: NonNegativeInt = 5_000
     """Save a resumable checkpoint every this many steps (0: never)."""
-    log_every: int = 1_000
+    log_every: PositiveInt = 1_000
     """Log per-task returns every this many steps."""
 
     @classmethod
     def from_dict(cls, family: str, values: dict) -> "BehaviourConfig":
-        check_known_fields(cls, values, f"behaviour config of {family!r}",
-                           exclude=frozenset({"family"}))
-        cfg = cls(family=family, **values)
+        """Checked: every field's name, type and range (its annotation)."""
         where = f"behaviour config of {family!r}"
-        for name, low in (("total_steps", 1), ("learning_starts", 0), ("batch_size", 1),
-                          ("checkpoint_every", 0), ("log_every", 1), ("seed", 0)):
-            value = getattr(cfg, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < low:
-                raise ValueError(f"{where}: {name} must be an integer >= {low}, "
-                                 f"found {value!r}")
-        if cfg.algorithm not in ("sac", "td3"):
-            raise ValueError(f"{where}: algorithm {cfg.algorithm!r}; expected 'sac' or 'td3'")
-        if not cfg.hidden or not all(isinstance(h, int) and h >= 1 for h in cfg.hidden):
-            raise ValueError(f"{where}: hidden must be a list of positive integers, "
-                             f"found {cfg.hidden!r}")
-        return cfg
+        check_known_fields(cls, values, where, exclude=frozenset({"family"}))
+        return parse_config(cls, {**values, "family": family}, where)
 
 
 class TaskEnvs:
