@@ -185,6 +185,7 @@ def cmd_plot_fig6(args: argparse.Namespace) -> None:
 
 def cmd_inspect_buffer(args: argparse.Namespace) -> None:
     from macaw.data import load_task_buffer
+    from macaw.provenance import describe
 
     bad = []
     for path in args.buffers:       # every file is checked, not only those before a bad one
@@ -198,6 +199,7 @@ def cmd_inspect_buffer(args: argparse.Namespace) -> None:
         print(f"{path}: {b.family} task {b.task_id} ({b.env_id}, {b.algorithm}), "
               f"{len(b)} transitions, {b.n_episodes} episodes, return first {r[0]:.1f} "
               f"last {r[-1]:.1f} max {r.max():.1f}, params {json.dumps(b.task_params)}")
+        print(f"  made by: {describe(b.provenance)}")
     if bad:
         raise ValueError(f"{len(bad)} of {len(args.buffers)} buffer files are invalid: "
                          f"{', '.join(bad)}")

@@ -61,6 +61,7 @@ from tqdm.auto import tqdm
 from macaw.algos.macaw import _sgd_step
 from macaw.fields import NonNegativeInt, PositiveFloat, PositiveInt, config_class, parse_config
 from macaw.io import atomic_path
+from macaw.provenance import provenance
 from macaw.nets.layers import WT_INITS, LayerSpec, Params, affine, effective_weights
 from macaw.nets.networks import MetaNet
 
@@ -360,8 +361,7 @@ def run_fewshot(cfg: FewShotConfig, out_csv: Path, progress: bool = True,
     meta = {"config": dataclasses.asdict(cfg), "width": width, "n_params": n_params,
             "train_classes": list(TRAIN_CLASSES), "test_classes": list(TEST_CLASSES),
             "dataset": "scikit-learn load_digits (8x8)", "final_inner_lrs": lrs,
-            "wall_s": round(time.perf_counter() - t0, 2), "torch": str(torch.__version__),
-            "threads": torch.get_num_threads()}
+            "wall_s": round(time.perf_counter() - t0, 2), "provenance": provenance()}
     with atomic_path(out_csv) as tmp:
         tmp.write_text("step,accuracy\n" + "".join(f"{s},{a:.6f}\n" for s, a in rows))
     with atomic_path(config_path(out_csv)) as tmp:

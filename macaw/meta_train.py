@@ -50,6 +50,7 @@ from pydantic import Field
 
 from macaw.fields import NonNegativeInt, PositiveInt, config_class, parse_config
 from macaw.io import atomic_path
+from macaw.provenance import provenance
 from macaw.runs import config_differences, load_state, save_state
 
 log = logging.getLogger(__name__)
@@ -270,7 +271,7 @@ def run_meta_training(cfg: MetaTrainConfig, train_buffers: list[Path],
     # leave its config next to another run's checkpoint.
     resolved = {**dataclasses.asdict(cfg), "resolved_algorithm": dataclasses.asdict(model.cfg),
                 "train_tasks": [t.task_id for t in train], "test_tasks": [t.task_id for t in test],
-                "device_used": str(device), "torch": str(torch.__version__)}
+                "device_used": str(device), "provenance": provenance()}
     with atomic_path(run_dir / "config.yaml") as tmp:
         tmp.write_text(yaml.safe_dump(resolved, sort_keys=False))
 

@@ -454,3 +454,31 @@ def test_inspect_buffer_checks_every_file_it_is_given(tmp_path, capsys):
     assert "task01.h5: cheetah-vel" in out and "task03.h5: cheetah-vel" in out
     assert "task02.h5: INVALID" in out and "gamma" in out
     assert "1 of 3 buffer files are invalid" in err
+
+
+def test_buffers_record_their_provenance_and_inspect_prints_it(tmp_path, capsys):
+    """Every buffer records the code, package versions and host that made it
+    (macaw.provenance); a file written before provenance still loads, with an empty record."""
+    import platform
+    import subprocess
+
+    from macaw.cli import main
+    from macaw.provenance import PACKAGES
+
+    path, _ = write(tmp_path / "task01.h5")
+    record = load_task_buffer(path).provenance
+    assert set(record) == {"macaw", "git_commit", "git_dirty", "python", *PACKAGES, "host",
+                           "cpu", "gpu", "threads"}
+    assert record["python"] == platform.python_version()
+    assert record["numpy"] == np.__version__ and record["h5py"] == h5py.__version__
+    repo = buffer_module.Path(buffer_module.__file__).resolve().parents[2]
+    if (repo / ".git").exists():
+        head = subprocess.run(["git", "-C", str(repo), "rev-parse", "HEAD"], capture_output=True,
+                              text=True, check=True).stdout.strip()
+        assert record["git_commit"] == head and isinstance(record["git_dirty"], bool)
+    assert main(["inspect-buffer", str(path)]) == 0
+    assert f"made by: macaw {record['macaw']} ({record['git_commit'][:10]}" in capsys.readouterr().out
+
+    with h5py.File(path, "a") as f:
+        del f.attrs["provenance"]
+    assert load_task_buffer(path).provenance == {}

@@ -49,6 +49,21 @@ def test_exported_buffer_passes_independent_recomputation(tiny_lifetime, tmp_pat
     assert (b.family, b.task_id, b.algorithm) == ("cheetah-vel", 11, "td3")
     assert b.task_params == {"goal_velocity": pytest.approx(0.075 * 12)}
     assert b.config["total_steps"] == 500 and b.policy_steps == 500
+    with h5py.File(tiny_lifetime, "r") as f:
+        assert b.provenance == json.loads(f.attrs["provenance"])
+    assert b.provenance["threads"] >= 1 and b.provenance["gpu"] != "not checked"
+
+
+def test_a_buffer_carries_the_provenance_of_the_behaviour_run(tiny_lifetime, tmp_path):
+    """The data were made by the behaviour run, so its record (not the export's) goes into
+    every buffer."""
+    lifetime = tmp_path / "lifetime.h5"
+    lifetime.write_bytes(tiny_lifetime.read_bytes())
+    with h5py.File(lifetime, "a") as f:
+        record = {**json.loads(f.attrs["provenance"]), "host": "behaviour-node-7"}
+        f.attrs["provenance"] = json.dumps(record)
+    out = export_task_buffer(lifetime, 11, tmp_path / "task11.h5", gamma=0.9)
+    assert load_task_buffer(out).provenance == record
 
 
 def test_export_of_missing_task_names_file_and_group(tiny_lifetime, tmp_path, capsys):

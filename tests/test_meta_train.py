@@ -74,6 +74,8 @@ def test_run_layout_and_eval_csv(tiny_buffers, tmp_path):
     assert (train.heldout_value_loss_before > 0).all()
     resolved = yaml.safe_load((tmp_path / "config.yaml").read_text())
     assert resolved["train_tasks"] == [3] and resolved["test_tasks"] == [11]
+    assert resolved["provenance"]["torch"] == torch.__version__
+    assert resolved["provenance"]["threads"] == torch.get_num_threads()
     assert torch.load(tmp_path / "checkpoint.pt", weights_only=False)["step"] == 6
 
 

@@ -52,6 +52,8 @@ def _write_and_check(tmp: Path, out_path: Path, lifetime_path: Path, arrays: dic
         task_params=task_params(family, task_id), gamma=gamma,
         policy_steps=int(attrs["policy_steps"]), algorithm=str(attrs["algorithm"]),
         config=json.loads(attrs["config"]), episode_successes=successes,
+        # The behaviour run made the data; a lifetime from before provenance: this process.
+        provenance=json.loads(attrs["provenance"]) if "provenance" in attrs else None,
     )
     buffer = load_task_buffer(tmp)
     if not np.allclose(buffer.episode_returns, logged_returns, rtol=1e-4, atol=1e-3):

@@ -41,6 +41,7 @@ from macaw.envs import get_family, make_task_env
 from macaw.fields import (NonNegativeInt, PositiveFloat, PositiveInt, UnitFraction,
                           check_known_fields, config_class, parse_config)
 from macaw.io import atomic_path
+from macaw.provenance import provenance
 from macaw.runs import SegmentStore, config_differences, load_state, save_state
 
 log = logging.getLogger(__name__)
@@ -350,6 +351,7 @@ def _write_lifetime(path: Path, cfg: BehaviourConfig, replay: LifetimeReplay,
         f.attrs.update({"format": LIFETIME_FORMAT, "family": cfg.family, "env_id": env_id,
                         "algorithm": cfg.algorithm, "policy_steps": cfg.total_steps,
                         "config": json.dumps(dataclasses.asdict(cfg)),
+                        "provenance": json.dumps(provenance(), sort_keys=True),
                         "wall_clock_s": elapsed})
         for i, task in enumerate(cfg.tasks):
             if not episodes[i]:

@@ -15,7 +15,9 @@ Layout (D4RL-style flat datasets; ``N`` transitions, ``E`` episodes)::
                                              info["success"] (Meta-World ml45), else 0
 
 Attributes: ``schema_version``, ``env_id``, ``family``, ``task_id``, ``task_params`` (JSON),
-``gamma``, ``policy_steps``, ``algorithm``, ``config`` (JSON), ``created_by``. Schema 2: every
+``gamma``, ``policy_steps``, ``algorithm``, ``config`` (JSON), ``created_by``, optional
+``provenance`` (JSON: the code, package versions and host that made the data,
+:mod:`macaw.provenance`). Schema 2: every
 dataset has a Fletcher-32 checksum (``h5py`` ``fletcher32=True``), verified on every read.
 
 ``mc_returns`` is the discounted return to the end of the transition's episode, with no value
@@ -42,6 +44,7 @@ from scipy.signal import lfilter
 
 from macaw import __version__
 from macaw.io import atomic_path
+from macaw.provenance import provenance as current_provenance
 
 log = logging.getLogger(__name__)
 
@@ -142,6 +145,9 @@ class TaskBuffer:
     created_by: str
     schema_version: int = SCHEMA_VERSION
     episode_successes: np.ndarray | None = None
+    provenance: dict[str, Any] = field(default_factory=dict)
+    """What made the data (:mod:`macaw.provenance`); empty for a file written before it was
+    recorded."""
     path: Path | None = field(default=None)
 
     def __len__(self) -> int:
@@ -200,8 +206,12 @@ def write_task_buffer(
     algorithm: str,
     config: Mapping[str, Any],
     episode_successes: np.ndarray | None = None,
+    provenance: Mapping[str, Any] | None = None,
 ) -> Path:
     """Validate and atomically write one task's buffer; returns the path written.
+
+    ``provenance`` records what made the data (the behaviour run's, when exporting a lifetime);
+    default: this process's (:func:`macaw.provenance.provenance`).
 
     Computes ``mc_returns`` (:func:`compute_mc_returns`), ``episode_starts`` and
     ``episode_returns``. The file is written to a temporary file in the target directory and
@@ -274,6 +284,8 @@ def write_task_buffer(
         "algorithm": str(algorithm),
         "config": json.dumps(dict(config), sort_keys=True, default=str),
         "created_by": f"macaw {__version__}",
+        "provenance": json.dumps(dict(provenance) if provenance is not None
+                                 else current_provenance(), sort_keys=True),
     }
 
     with atomic_path(path) as tmp:
@@ -357,6 +369,7 @@ def load_task_buffer(path: str | os.PathLike) -> TaskBuffer:
         config=decode_json("config"),
         created_by=as_str(attrs["created_by"]),
         schema_version=version,
+        provenance=decode_json("provenance") if "provenance" in attrs else {},
         path=path,
     )
 
