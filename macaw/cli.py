@@ -23,6 +23,89 @@ def _json_arg(text: str) -> dict:
     return value
 
 
+def _set_arg(text: str) -> tuple[list[str], object]:
+    """``NAME=VALUE`` -> (dotted name split, value). VALUE is JSON where it parses (2000, 1e-4,
+    true, [0, 1], null), else YAML, else the text itself (good, cuda)."""
+    name, sep, raw = text.partition("=")
+    if not sep or not name.strip():
+        raise argparse.ArgumentTypeError(f"expected NAME=VALUE, got {text!r}")
+    try:
+        value = json.loads(raw)
+    except json.JSONDecodeError:
+        import yaml
+
+        try:
+            value = yaml.safe_load(raw)
+        except yaml.YAMLError:
+            value = raw
+    return name.strip().split("."), value
+
+
+def _params(args: argparse.Namespace) -> dict:
+    """``--params`` JSON with every ``--set NAME=VALUE`` applied over it (in order)."""
+    params = json.loads(json.dumps(args.params))
+    for path, value in args.set or []:
+        node = params
+        for key in path[:-1]:
+            node = node.setdefault(key, {})
+            if not isinstance(node, dict):
+                raise ValueError(f"--set {'.'.join(path)}: {key!r} is not a section")
+        node[path[-1]] = value
+    return params
+
+
+class _Parser(argparse.ArgumentParser):
+    """An ArgumentParser whose epilog (a config class's field list) is built only when help is
+    shown: it imports the config classes, and with them torch."""
+
+    def __init__(self, *args, fields=None, **kwargs):
+        if fields is not None:
+            kwargs.setdefault("formatter_class", argparse.RawDescriptionHelpFormatter)
+        super().__init__(*args, **kwargs)
+        self._fields = fields
+
+    def format_help(self) -> str:
+        if self._fields is not None and self.epilog is None:
+            self.epilog = self._fields()
+        return super().format_help()
+
+
+def _config_args(p: argparse.ArgumentParser, what: str) -> None:
+    """``--params`` and ``--set``, the two ways to set config fields; ``what`` names them."""
+    p.add_argument("--params", type=_json_arg, default={}, metavar="JSON",
+                   help=f"JSON object of fields of {what} (listed below)")
+    p.add_argument("--set", type=_set_arg, action="append", metavar="NAME=VALUE",
+                   help="set one field, over --params (repeat; dotted for a section, e.g. "
+                        "macaw.width=64; VALUE is JSON or YAML: 2000, 1e-4, true, [0, 1], good)")
+
+
+def _fields_epilog(kind: str):
+    """Callable that lists the fields of config ``kind`` (for ``_Parser``'s lazy epilog)."""
+    def build() -> str:
+        from macaw.schema import field_help
+
+        if kind == "behaviour":
+            from macaw.behaviour.trainer import BehaviourConfig
+            body = field_help(BehaviourConfig, drop=("family", "tasks", "seed"))
+        elif kind == "meta":
+            from macaw.algos.macaw import MACAWConfig
+            from macaw.algos.mt_ft import MTFTConfig
+            from macaw.algos.pearl import PEARLConfig
+            from macaw.meta_train import MetaTrainConfig
+            body = field_help(MetaTrainConfig, drop=("family", "method", "seed"),
+                              sections={"macaw": MACAWConfig, "pearl": PEARLConfig,
+                                        "mt_ft": MTFTConfig})
+        elif kind == "online":
+            from macaw.online import OnlineConfig
+            body = field_help(OnlineConfig, drop=("seed",))
+        else:
+            from macaw.fewshot import FewShotConfig
+            body = field_help(FewShotConfig, drop=("variant", "seed"))
+        return ("config fields (--params JSON / --set NAME=VALUE; checked by type and range):\n"
+                + body)
+    return build
+
+
 def _progress(args: argparse.Namespace) -> bool:
     """Progress bars on a terminal only: in a rule's log file (stderr redirected) they would
     be carriage-return spam, and the run logs a clean line per evaluation instead."""
@@ -43,7 +126,7 @@ def cmd_train_behaviour(args: argparse.Namespace) -> None:
     from macaw.behaviour import BehaviourConfig, train_behaviour
 
     _set_threads(args.threads)
-    cfg = BehaviourConfig.from_dict(args.family, {**args.params, "tasks": args.tasks,
+    cfg = BehaviourConfig.from_dict(args.family, {**_params(args), "tasks": args.tasks,
                                                   "seed": args.seed})
     train_behaviour(cfg, args.lifetime, args.policy, progress=_progress(args))
 
@@ -118,7 +201,7 @@ def cmd_online_finetune(args: argparse.Namespace) -> None:
     from macaw.online import OnlineConfig, run_online_finetuning
 
     _set_threads(args.threads)
-    cfg = OnlineConfig.from_dict({**args.params, "seed": args.seed})
+    cfg = OnlineConfig.from_dict({**_params(args), "seed": args.seed})
     missing = [str(p) for p in args.buffers if not p.exists()]
     if missing:
         raise FileNotFoundError(f"online-finetune: buffer file(s) missing: {missing}")
@@ -152,7 +235,7 @@ def cmd_meta_train(args: argparse.Namespace) -> None:
     if split["family"] != args.family:
         raise ValueError(f"{args.split}: split is for family {split['family']!r}, "
                          f"not {args.family!r}")
-    cfg = MetaTrainConfig.from_dict({**args.params, "family": args.family,
+    cfg = MetaTrainConfig.from_dict({**_params(args), "family": args.family,
                                      "method": args.method, "seed": args.seed})
 
     def paths(ids):
@@ -172,7 +255,7 @@ def cmd_fewshot(args: argparse.Namespace) -> None:
     from macaw.fewshot import FewShotConfig, run_fewshot
 
     _set_threads(args.threads)
-    cfg = FewShotConfig.from_dict({**args.params, "variant": args.variant, "seed": args.seed})
+    cfg = FewShotConfig.from_dict({**_params(args), "variant": args.variant, "seed": args.seed})
     run_fewshot(cfg, args.out, progress=_progress(args))
 
 
@@ -217,14 +300,15 @@ def build_parser() -> argparse.ArgumentParser:
         prog="macaw", description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="SUBCOMMAND")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="SUBCOMMAND",
+                                parser_class=_Parser)
 
     p = sub.add_parser("train-behaviour", help="train one behaviour policy per task (batched "
-                       "ensemble) and keep every transition of its lifetime")
+                       "ensemble) and keep every transition of its lifetime",
+                       fields=_fields_epilog("behaviour"))
     p.add_argument("--family", required=True, help="task family, e.g. cheetah-vel")
     p.add_argument("--tasks", type=int, nargs="+", required=True, help="task ids to train")
-    p.add_argument("--params", type=_json_arg, default={},
-                   help="JSON object of BehaviourConfig fields (see macaw.behaviour.trainer)")
+    _config_args(p, "BehaviourConfig (macaw.behaviour.trainer)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads")
     p.add_argument("--lifetime", type=Path, required=True, help="output lifetime HDF5")
@@ -240,6 +324,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, required=True)
     p.set_defaults(func=cmd_export_buffer)
 
+    p = sub.add_parser("inspect-buffer", help="validate buffer files and print a summary")
+    p.add_argument("buffers", type=Path, nargs="+")
+    p.set_defaults(func=cmd_inspect_buffer)
+
     p = sub.add_parser("make-split", help="write a train/test task split as JSON")
     p.add_argument("--family", required=True)
     p.add_argument("--split", required=True, help="e.g. standard, sparse20, extrapolation")
@@ -247,6 +335,65 @@ def build_parser() -> argparse.ArgumentParser:
                    help="task ids that have buffers (default: all tasks of the family)")
     p.add_argument("--out", type=Path, required=True)
     p.set_defaults(func=cmd_make_split)
+
+    p = sub.add_parser("meta-train", help="meta-train a method on a split's training tasks, "
+                       "meta-testing its test tasks along the way (writes eval.csv)",
+                       fields=_fields_epilog("meta"))
+    p.add_argument("--family", required=True, help="task family, e.g. cheetah-vel")
+    p.add_argument("--split", type=Path, required=True, help="split JSON (macaw make-split)")
+    p.add_argument("--buffers-dir", type=Path, required=True,
+                   help="directory of the family's task??.h5 buffers")
+    from macaw.algos.registry import METHODS
+
+    p.add_argument("--method", default="macaw", choices=list(METHODS),
+                   help="; ".join(f"{m.name}: {m.label}" for m in METHODS.values()))
+    p.add_argument("--seed", type=int, default=0)
+    _config_args(p, "MetaTrainConfig (macaw.meta_train; an algorithm's under 'macaw', "
+                 "'pearl' or 'mt_ft')")
+    p.add_argument("--threads", type=int, default=1, help="torch CPU threads")
+    p.add_argument("--run-dir", type=Path, required=True,
+                   help="output directory (config.yaml, checkpoint.pt, eval.csv)")
+    p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--restart-on-config-change", action="store_true",
+                   help="if run-dir holds a checkpoint of another config, move it aside "
+                   "(checkpoint.stale.pt) and start afresh instead of refusing")
+    p.set_defaults(func=cmd_meta_train)
+
+    p = sub.add_parser("test-time-steps", help="diagnostic: meta-test a finished MACAW run "
+                       "with 1, 2, 5, ... inner steps at test time (same batches and seeds)")
+    _finished_run_args(p)
+    p.add_argument("--steps", type=int, nargs="+", default=[1, 2, 5, 20])
+    p.add_argument("--episodes", type=int, default=3, help="episodes per test task")
+    p.add_argument("--threads", type=int, default=1, help="torch CPU threads")
+    p.add_argument("--out", type=Path, required=True, help="CSV of every episode")
+    p.set_defaults(func=cmd_test_time_steps)
+
+    p = sub.add_parser("online-finetune", help="online fine-tuning of a meta-trained run on its "
+                       "test tasks (paper C.2, Table 1); writes env_steps,task_id,return",
+                       fields=_fields_epilog("online"))
+    _finished_run_args(p)
+    _config_args(p, "OnlineConfig (macaw.online)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=int, default=1, help="torch CPU threads")
+    p.add_argument("--out", type=Path, required=True, help="output CSV")
+    p.add_argument("--no-progress", action="store_true")
+    p.set_defaults(func=cmd_online_finetune)
+
+    p = sub.add_parser("fewshot", help="meta-train MAML on few-shot digit classification (Fig. 6's "
+                       "Omniglot stand-in, default 5-way 1-shot) with or without weight-"
+                       "transform layers; writes a step,accuracy CSV and a config YAML",
+                       fields=_fields_epilog("fewshot"))
+    p.add_argument("--variant", required=True, choices=["wt", "nowt_width", "nowt_params"],
+                   help="wt: WT layers (width 128, latent 32); nowt_width: plain layers of "
+                        "the same width; nowt_params: plain layers with as many parameters")
+    p.add_argument("--seed", type=int, default=0)
+    _config_args(p, "FewShotConfig (macaw.fewshot)")
+    p.add_argument("--threads", type=int, default=1, help="torch CPU threads")
+    p.add_argument("--out", type=Path, required=True,
+                   help="output CSV (step,accuracy of the test-class tasks); the config, "
+                        "width and parameter count go to the same path with .yaml")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_fewshot)
 
     p = sub.add_parser("plot-fig8", help="behaviour-policy learning curves (paper Fig. 8)")
     p.add_argument("--buffers", type=Path, nargs="+", required=True)
@@ -291,6 +438,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--csv", type=Path, required=True)
     p.set_defaults(func=cmd_plot_diagnostics)
 
+    p = sub.add_parser("plot-fig6", help="few-shot test accuracy vs meta-training steps, "
+                       "WT vs no-WT (Fig. 6), mean ± s.e. over seeds")
+    p.add_argument("--run", nargs=3, action="append", required=True,
+                   metavar=("LABEL", "SEED", "CSV"),
+                   help="one run of `macaw fewshot` (repeat); its .yaml must lie beside it")
+    p.add_argument("--pdf", type=Path, required=True)
+    p.add_argument("--csv", type=Path, required=True)
+    p.set_defaults(func=cmd_plot_fig6)
+
     p = sub.add_parser("summary", help="final scores per family, split and method: IQM and "
                        "mean with 95 %% stratified-bootstrap CIs (rliable), adaptation gain, "
                        "probability that MACAW improves on each baseline")
@@ -303,26 +459,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--csv", type=Path, required=True)
     p.add_argument("--md", type=Path, required=True)
     p.set_defaults(func=cmd_summary)
-
-    p = sub.add_parser("test-time-steps", help="diagnostic: meta-test a finished MACAW run "
-                       "with 1, 2, 5, ... inner steps at test time (same batches and seeds)")
-    _finished_run_args(p)
-    p.add_argument("--steps", type=int, nargs="+", default=[1, 2, 5, 20])
-    p.add_argument("--episodes", type=int, default=3, help="episodes per test task")
-    p.add_argument("--threads", type=int, default=1, help="torch CPU threads")
-    p.add_argument("--out", type=Path, required=True, help="CSV of every episode")
-    p.set_defaults(func=cmd_test_time_steps)
-
-    p = sub.add_parser("online-finetune", help="online fine-tuning of a meta-trained run on its "
-                       "test tasks (paper C.2, Table 1); writes env_steps,task_id,return")
-    _finished_run_args(p)
-    p.add_argument("--params", type=_json_arg, default={},
-                   help="JSON object of OnlineConfig fields (macaw.online)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--threads", type=int, default=1, help="torch CPU threads")
-    p.add_argument("--out", type=Path, required=True, help="output CSV")
-    p.add_argument("--no-progress", action="store_true")
-    p.set_defaults(func=cmd_online_finetune)
 
     p = sub.add_parser("table1", help="Table 1 from online fine-tuning CSVs")
     p.add_argument("--run", nargs=2, action="append", required=True,
@@ -337,60 +473,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dataset-id", required=True, help="e.g. macaw/cheetah-vel-task03-v0")
     p.add_argument("--root", type=Path, required=True, help="Minari datasets directory")
     p.set_defaults(func=cmd_export_minari)
-
-    p = sub.add_parser("meta-train", help="meta-train a method on a split's training tasks, "
-                       "meta-testing its test tasks along the way (writes eval.csv)")
-    p.add_argument("--family", required=True, help="task family, e.g. cheetah-vel")
-    p.add_argument("--split", type=Path, required=True, help="split JSON (macaw make-split)")
-    p.add_argument("--buffers-dir", type=Path, required=True,
-                   help="directory of the family's task??.h5 buffers")
-    from macaw.algos.registry import METHODS
-
-    p.add_argument("--method", default="macaw", choices=list(METHODS),
-                   help="; ".join(f"{m.name}: {m.label}" for m in METHODS.values()))
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--params", type=_json_arg, default={},
-                   help="JSON object of MetaTrainConfig fields (macaw.meta_train), with "
-                        "algorithm fields under 'macaw' (macaw.algos.macaw.MACAWConfig), "
-                        "'pearl' (macaw.algos.pearl.PEARLConfig), 'mt_ft' "
-                        "(macaw.algos.mt_ft.MTFTConfig)")
-    p.add_argument("--threads", type=int, default=1, help="torch CPU threads")
-    p.add_argument("--run-dir", type=Path, required=True,
-                   help="output directory (config.yaml, checkpoint.pt, eval.csv)")
-    p.add_argument("--no-progress", action="store_true")
-    p.add_argument("--restart-on-config-change", action="store_true",
-                   help="if run-dir holds a checkpoint of another config, move it aside "
-                   "(checkpoint.stale.pt) and start afresh instead of refusing")
-    p.set_defaults(func=cmd_meta_train)
-
-    p = sub.add_parser("fewshot", help="meta-train MAML on few-shot digit classification (Fig. 6's "
-                       "Omniglot stand-in, default 5-way 1-shot) with or without weight-"
-                       "transform layers; writes a step,accuracy CSV and a config YAML")
-    p.add_argument("--variant", required=True, choices=["wt", "nowt_width", "nowt_params"],
-                   help="wt: WT layers (width 128, latent 32); nowt_width: plain layers of "
-                        "the same width; nowt_params: plain layers with as many parameters")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--params", type=_json_arg, default={},
-                   help="JSON object of FewShotConfig fields (macaw.fewshot)")
-    p.add_argument("--threads", type=int, default=1, help="torch CPU threads")
-    p.add_argument("--out", type=Path, required=True,
-                   help="output CSV (step,accuracy of the test-class tasks); the config, "
-                        "width and parameter count go to the same path with .yaml")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
-    p.set_defaults(func=cmd_fewshot)
-
-    p = sub.add_parser("plot-fig6", help="few-shot test accuracy vs meta-training steps, "
-                       "WT vs no-WT (Fig. 6), mean ± s.e. over seeds")
-    p.add_argument("--run", nargs=3, action="append", required=True,
-                   metavar=("LABEL", "SEED", "CSV"),
-                   help="one run of `macaw fewshot` (repeat); its .yaml must lie beside it")
-    p.add_argument("--pdf", type=Path, required=True)
-    p.add_argument("--csv", type=Path, required=True)
-    p.set_defaults(func=cmd_plot_fig6)
-
-    p = sub.add_parser("inspect-buffer", help="validate buffer files and print a summary")
-    p.add_argument("buffers", type=Path, nargs="+")
-    p.set_defaults(func=cmd_inspect_buffer)
     return parser
 
 

@@ -60,6 +60,58 @@ def fields_schema(cls, drop: tuple[str, ...] = (), sections: dict | None = None,
             "type": "object", "additionalProperties": False, "properties": props}
 
 
+def _type_text(prop: dict) -> str:
+    """``integer >= 1``, ``number in (0, 1]``, ``one of all, good``, ``number > 0 or null``."""
+    if "anyOf" in prop:
+        return " or ".join(_type_text(p) for p in prop["anyOf"])
+    if "enum" in prop:
+        return "one of " + ", ".join(str(v) for v in prop["enum"])
+    text = {"integer": "integer", "number": "number", "boolean": "true/false", "string": "text",
+            "null": "null", "object": "mapping"}.get(prop.get("type"), str(prop.get("type")))
+    if prop.get("type") == "array":
+        text = f"list of {_type_text(prop.get('items', {}))}"
+    low = ("[", prop["minimum"]) if "minimum" in prop else (
+        ("(", prop["exclusiveMinimum"]) if "exclusiveMinimum" in prop else None)
+    high = ("]", prop["maximum"]) if "maximum" in prop else (
+        (")", prop["exclusiveMaximum"]) if "exclusiveMaximum" in prop else None)
+    if low and high:
+        return f"{text} in {low[0]}{low[1]}, {high[1]}{high[0]}"
+    if low:
+        return f"{text} {'>=' if low[0] == '[' else '>'} {low[1]}"
+    if high:
+        return f"{text} {'<=' if high[0] == ']' else '<'} {high[1]}"
+    return text
+
+
+def field_help(cls, drop: tuple[str, ...] = (), sections: dict | None = None,
+               prefix: str = "") -> str:
+    """Plain-text list of the fields of config dataclass ``cls`` for a subcommand's ``--help``:
+    name, type and range, default, docstring; ``sections`` (field name -> dataclass) are listed
+    after it with dotted names (``macaw.width``)."""
+    import dataclasses
+    import textwrap
+
+    schema = fields_schema(cls, drop=drop)["properties"]
+    lines = []
+    for f in dataclasses.fields(cls):
+        if f.name in drop or f.name in (sections or {}):
+            continue
+        default = f.default if f.default is not dataclasses.MISSING else (
+            f.default_factory() if f.default_factory is not dataclasses.MISSING else None)
+        prop = schema[f.name]
+        if prop.get("type") == "object" and "properties" not in prop:
+            continue
+        head = f"  {prefix}{f.name} ({_type_text(prop)}; default {default!r})"
+        lines.append(head)
+        lines.extend(textwrap.wrap(prop.get("description", ""), width=92,
+                                   initial_indent="      ", subsequent_indent="      "))
+    for name, section_cls in (sections or {}).items():
+        lines.append("")
+        lines.append(f"  section {name!r} ({section_cls.__name__}):")
+        lines.append(field_help(section_cls, prefix=f"{prefix}{name}."))
+    return "\n".join(lines)
+
+
 def _seed_list(description: str | None = None) -> dict:
     out = {"type": "array", "minItems": 1, "uniqueItems": True,
            "items": {"type": "integer", "minimum": 0}}

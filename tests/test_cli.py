@@ -1,0 +1,71 @@
+"""The CLI: subcommands in pipeline order, config fields listed in --help from the dataclasses,
+and --set NAME=VALUE as a second way (beside --params JSON) to set them."""
+
+from __future__ import annotations
+
+import pytest
+
+from macaw import cli
+
+
+def _help(capsys, *argv: str) -> str:
+    with pytest.raises(SystemExit) as exc:
+        cli.main([*argv, "--help"])
+    assert exc.value.code == 0
+    return capsys.readouterr().out
+
+
+def test_subcommands_are_listed_in_pipeline_order(capsys):
+    out = _help(capsys)
+    order = ["train-behaviour", "export-buffer", "make-split", "meta-train", "online-finetune",
+             "fewshot", "plot-fig8", "summary", "table1"]
+    positions = [out.index(f"\n    {name}") for name in order]
+    assert positions == sorted(positions)
+
+
+def test_meta_train_help_lists_every_field_with_type_range_and_default(capsys):
+    from macaw.algos.macaw import MACAWConfig
+    from macaw.meta_train import MetaTrainConfig
+
+    out = _help(capsys, "meta-train")
+    assert "  steps (integer >= 1; default 10000)\n      Meta-training steps." in out
+    assert "  inner_quality (one of all, bad, medium, good; default 'all')" in out
+    assert "  macaw.value_target_polyak (number in [0, 1); default 0.9)" in out
+    assert "  mt_ft.finetune_steps (integer >= 1; default 20)" in out
+    for f in MetaTrainConfig.__dataclass_fields__:
+        if f not in ("family", "method", "seed", "macaw", "pearl", "mt_ft"):
+            assert f"\n  {f} (" in out, f
+    for f in MACAWConfig.__dataclass_fields__:
+        assert f"\n  macaw.{f} (" in out, f
+
+
+def test_set_applies_over_params_with_dotted_sections_and_json_or_yaml_values():
+    args = cli.build_parser().parse_args([
+        "meta-train", "--family", "cheetah-vel", "--split", "s.json", "--buffers-dir", "b",
+        "--run-dir", "r", "--params", '{"steps": 5, "macaw": {"latent": 8}}',
+        "--set", "steps=7", "--set", "macaw.width=64", "--set", "macaw.inner_lr=1e-4",
+        "--set", "inner_quality=good", "--set", "eval_unadapted=false", "--set", "pearl.latent=3"])
+    assert cli._params(args) == {"steps": 7, "macaw": {"latent": 8, "width": 64,
+                                                       "inner_lr": 1e-4},
+                                 "inner_quality": "good", "eval_unadapted": False,
+                                 "pearl": {"latent": 3}}
+    assert args.params == {"steps": 5, "macaw": {"latent": 8}}     # --params itself untouched
+
+
+def test_a_malformed_set_is_a_usage_error(capsys):
+    with pytest.raises(SystemExit) as exc:
+        cli.build_parser().parse_args(["fewshot", "--variant", "wt", "--out", "x.csv",
+                                       "--set", "steps"])
+    assert exc.value.code == 2
+    assert "expected NAME=VALUE, got 'steps'" in capsys.readouterr().err
+
+
+def test_a_bad_set_value_is_one_clear_line_and_writes_nothing(tmp_path, capsys):
+    code = cli.main(["train-behaviour", "--family", "cheetah-vel", "--tasks", "0",
+                     "--lifetime", str(tmp_path / "lifetime.h5"),
+                     "--policy", str(tmp_path / "policy.pt"), "--set", "total_steps=-5"])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "behaviour config of 'cheetah-vel': total_steps: input should be greater than or " \
+           "equal to 1, found -5" in err
+    assert "Traceback" not in err and not list(tmp_path.iterdir())
