@@ -3,6 +3,9 @@
 #   snakemake --cores all --configfile config/smoke.yaml    # the whole DAG in minutes
 
 
+report: "workflow/report/workflow.rst"
+
+
 include: "workflow/rules/common.smk"
 include: "workflow/rules/behaviour.smk"
 include: "workflow/rules/buffers.smk"

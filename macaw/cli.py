@@ -316,8 +316,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_train_behaviour)
 
-    p = sub.add_parser("export-buffer", help="write one task's buffer file (HDF5, SPEC §3) "
-                       "from a family's lifetime file")
+    p = sub.add_parser("export-buffer", help="write one task's buffer file (HDF5, "
+                       "docs/design.md §3) from a family's lifetime file")
     p.add_argument("--lifetime", type=Path, required=True)
     p.add_argument("--task", type=int, required=True)
     p.add_argument("--gamma", type=float, default=0.99, help="discount of the MC returns")

@@ -1,8 +1,8 @@
 """Few-shot classification with MAML: does the weight transform speed up meta-learning?
 (paper Fig. 6, Appendix C.3).
 
-The paper uses 20-way 1-shot Omniglot. Omniglot cannot be downloaded here (SPEC §5), so the
-task distribution is built from scikit-learn's bundled ``load_digits`` (1797 images of 8x8
+The paper uses 20-way 1-shot Omniglot. Omniglot cannot be downloaded here (docs/design.md §5), so
+the task distribution is built from scikit-learn's bundled ``load_digits`` (1797 images of 8x8
 pixels, 10 classes, ~180 images per class; pixels scaled to [0, 1]):
 
 - **Classes and split.** As for Omniglot (Santoro et al., 2016; Vinyals et al., 2016), each

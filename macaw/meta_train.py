@@ -15,12 +15,12 @@ A run lives in ``results/runs/{family}/{split}/{method}/seed{seed}/``:
   for MACAW the learned inner rates, lambda, and the value loss on held-out (outer)
   transitions before and after the inner step (diagnostics of the single adaptation step).
 
-Data (SPEC §4.1, the authors' code): per meta-step ``tasks_per_batch`` training tasks; for
+Data (docs/design.md §4.1, the authors' code): per meta-step ``tasks_per_batch`` training tasks; for
 each an inner batch of ``inner_batch`` *consecutive rows* of its inner window sub-sampled with
 stride ``inner_buffer_skip`` (so with the authors' 7 it spans ~9 episodes), and an outer batch
 of ``outer_batch`` rows drawn uniformly from its outer window sub-sampled with
-``buffer_skip``, never sharing a transition with the inner batch (SPEC §4; the authors did not
-enforce this). The windows are the whole lifetime (``all``, the authors') or the first /
+``buffer_skip``, never sharing a transition with the inner batch (docs/design.md §4; the authors
+did not enforce this). The windows are the whole lifetime (``all``, the authors') or the first /
 middle / last ``window_trajectories`` episodes (bad / medium / good, Fig. 4 left). Meta-test
 adaptation batches are uniform over the inner window.
 """

@@ -1,4 +1,4 @@
-"""Task families (SPEC §2): shapes, API checks, rewards by hand, seeded task tables."""
+"""Task families (docs/design.md §2): shapes, API checks, rewards by hand, seeded task tables."""
 
 import copy
 import json

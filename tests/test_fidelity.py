@@ -1,4 +1,4 @@
-"""Where the paper is silent, MACAW follows the authors' code (SPEC §4.1): the WT
+"""Where the paper is silent, MACAW follows the authors' code (docs/design.md §4.1): the WT
 initialisation, bootstrapped advantages and value targets, lambda = softplus(rho) learned with
 the rates, and strided, contiguous inner batches. Each test here fails on the earlier choices."""
 

@@ -1,4 +1,4 @@
-"""Minari export of task buffers (macaw.data.minari_export, SPEC §3)."""
+"""Minari export of task buffers (macaw.data.minari_export, docs/design.md §3)."""
 
 from __future__ import annotations
 

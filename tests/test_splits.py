@@ -1,4 +1,4 @@
-"""Task splits as data (macaw.data.splits, SPEC §2)."""
+"""Task splits as data (macaw.data.splits, docs/design.md §2)."""
 
 from __future__ import annotations
 

@@ -7,8 +7,11 @@ Each test runs the workflow in a temporary copy of the project files, so a devel
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import signal
 import subprocess
+import time
 from pathlib import Path
 
 import h5py
@@ -191,6 +194,81 @@ def test_rerun_has_nothing_to_do(smoke_run):
     assert "Nothing to be done" in proc.stdout + proc.stderr
 
 
+def test_the_report_shows_every_figure_and_table_in_the_papers_sections(smoke_run, tmp_path):
+    """`snakemake --report` on the smoke results: a zip whose index names every figure and table,
+    with its caption and its paper section, plus the rules' runtime statistics."""
+    import zipfile
+
+    report = tmp_path / "report.zip"
+    snakemake(smoke_run, "--configfile", "config/smoke.yaml", "--report", str(report))
+    with zipfile.ZipFile(report) as z:
+        names = z.namelist()
+        text = "\n".join(z.read(n).decode("utf-8", "replace") for n in names
+                         if n.endswith((".html", ".js", ".json")))
+    for target in ("fig3", "fig4_left", "fig4_center", "fig4_right", "fig5", "fig6", "fig7",
+                   "fig8", "fig9", "diagnostics"):
+        assert any(n.endswith(f"results/{target}.pdf") for n in names), target
+    assert any(n.endswith("results/table1.csv") for n in names)
+    assert any(n.endswith("results/summary.csv") for n in names)
+    for category in ("1. Offline data", "2. Offline meta-RL", "3. Ablations",
+                     "4. Online fine-tuning", "5. Statistics and diagnostics"):
+        assert category in text, category
+    assert "Paper Fig. 4, center." in text and "Paper Fig. 7." in text     # per-figure captions
+    assert "meta_train" in text and "train_behaviour" in text               # runtime statistics
+
+
+def _kill_processes_in(work: Path) -> None:
+    """SIGKILL every process whose working directory is inside ``work`` (the job a killed
+    Snakemake may leave running in its own process group)."""
+    for proc in Path("/proc").iterdir():
+        try:
+            cwd = os.readlink(proc / "cwd")
+        except (OSError, ValueError):
+            continue
+        if proc.name.isdigit() and Path(cwd).is_relative_to(work):
+            try:
+                os.kill(int(proc.name), signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+
+
+def test_a_killed_build_is_rerun_by_the_readme_commands(smoke_run, tmp_path):
+    """kill -9 of Snakemake while a meta-training job is writing its outputs leaves them
+    marked incomplete. The README's plain commands must rerun that job (profiles/default sets
+    rerun-incomplete), where Snakemake without the profile refuses."""
+    work = tmp_path / "work"
+    shutil.copytree(smoke_run, work, symlinks=True)
+    # A long run, so that it is surely still running when its first eval.csv appears.
+    long = (work / "config" / "smoke.yaml").read_text().replace("    steps: 4\n",
+                                                                "    steps: 100000\n", 1)
+    (work / "config" / "long.yaml").write_text(long)
+    run = work / "results" / "runs" / "cheetah-vel" / "standard" / "mt_ft" / "seed0"
+    shutil.rmtree(run)
+    target = str((run / "eval.csv").relative_to(work))
+    args = (target, "--cores", "1", "--configfile", "config/long.yaml")
+    proc = subprocess.Popen(["snakemake", *args], cwd=work, env=repo_env(),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+    try:
+        deadline = time.monotonic() + 600
+        while not (run / "eval.csv").exists():
+            assert proc.poll() is None, "snakemake ended before the run wrote eval.csv"
+            assert time.monotonic() < deadline, "no eval.csv after 600 s"
+            time.sleep(0.2)
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+        _kill_processes_in(work)
+
+    refused = snakemake(work, "-n", "--workflow-profile", "none", *args, check=False)
+    assert refused.returncode != 0
+    assert "IncompleteFilesException" in refused.stdout + refused.stderr
+
+    planned = snakemake(work, "-n", *args)
+    out = planned.stdout + planned.stderr
+    assert "rule meta_train:" in out and "Incomplete output files" in out
+
+
 def test_snakemake_lint_is_clean(tmp_path):
     work = copy_workflow(tmp_path)
     proc = snakemake(work, "--lint", check=False)
@@ -226,7 +304,16 @@ def test_slurm_profile_resolves_the_dag(tmp_path):
     proc = snakemake(work, "--profile", "profiles/slurm", "--configfile", "config/smoke.yaml",
                      "-n", check=False)
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert "train_behaviour" in proc.stdout
+    jobs = {}
+    for block in proc.stdout.split("\nrule ")[1:]:
+        rule = block.split(":", 1)[0]
+        resources = next((line for line in block.splitlines()
+                          if line.strip().startswith("resources:")), "")
+        jobs.setdefault(rule, resources)
+    assert "slurm_partition=cpu" in jobs["train_behaviour"] and "mem_mb=32000" in jobs["train_behaviour"]
+    for rule in ("meta_train", "online_finetune"):
+        assert "slurm_partition=gpu" in jobs[rule] and "gpu=1" in jobs[rule], (rule, jobs[rule])
+        assert "cpus_per_task" not in jobs[rule]       # the plugin then takes the job's threads
 
 
 @pytest.mark.parametrize("configfile", ["config/config.yaml", "config/workstation.yaml",

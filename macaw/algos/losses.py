@@ -17,8 +17,8 @@ def value_loss(values: torch.Tensor, mc_returns: torch.Tensor) -> torch.Tensor:
 def bootstrapped_returns(mc_returns: torch.Tensor, tail_discounts: torch.Tensor,
                          tail_values: torch.Tensor) -> torch.Tensor:
     """``R_t + gamma^(T-t) V(s_T)``: the Monte-Carlo return to the end of the episode plus the
-    value of the state the time limit cut it at (SPEC §4.1; ``tail_discounts`` is 0 after a
-    true termination)."""
+    value of the state the time limit cut it at (docs/design.md §4.1; ``tail_discounts`` is 0 after
+    a true termination)."""
     return mc_returns + tail_discounts * tail_values
 
 

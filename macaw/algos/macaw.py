@@ -14,7 +14,7 @@ off. With ``inner_steps = n > 1`` the value takes its n steps first, then the po
 steps against the adapted value (as at meta-test, Algorithm 2). AWR weights and advantage
 targets are constants (no gradient into the value).
 
-Where the paper is silent this follows the authors' code (SPEC §4.1, ``src/macaw.py``):
+Where the paper is silent this follows the authors' code (docs/design.md §4.1, ``src/macaw.py``):
 
 - **Bootstrapped advantages** (``bootstrap``). Every advantage the policy sees (inner, outer,
   meta-test: the AWR weights and the L_ADV target) is ``R_t + gamma^(T-t) V'(s_T) - V'(s_t)``
@@ -153,7 +153,7 @@ class MACAW(nn.Module):
 
     @property
     def adv_coef(self) -> torch.Tensor:
-        """lambda of Eq. 3, ``softplus(rho_lambda)`` (SPEC §4.1)."""
+        """lambda of Eq. 3, ``softplus(rho_lambda)`` (docs/design.md §4.1)."""
         return nn.functional.softplus(self.adv_coef_rho)
 
     def train_step(self, optimizers: dict[str, torch.optim.Optimizer], tasks: list[TaskData],

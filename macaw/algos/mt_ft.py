@@ -1,7 +1,7 @@
 """Offline multi-task training + fine-tuning (MT+FT): the paper's multi-task AWR baseline.
 
-Paper Section 5 ("Offline MT+FT"), Table 3, SPEC §5. One policy and one value network serve
-every training task; the task enters as a one-hot input appended to the observation:
+Paper Section 5 ("Offline MT+FT"), Table 3, docs/design.md §5. One policy and one value network
+serve every training task; the task enters as a one-hot input appended to the observation:
 
     x = [s, e_k]  for training task k (index among the run's training tasks),
     x = [s, 0]    at meta-test (a test task is unseen, so it has no one-hot).
@@ -10,7 +10,7 @@ Meta-training (no inner loop): per step, ``tasks_per_batch`` training tasks, for
 ``outer_batch`` transitions drawn uniformly from its outer window (the same data MACAW's outer
 batches come from, :func:`macaw.data.sample_meta_batch`); value regression (Eq. 2) and AWR
 (Eq. 1) with advantages from the value *before* this step's update, one Adam step on each
-network. As in the authors' multi-task code (SPEC §4.1) both are bootstrapped at the time
+network. As in the authors' multi-task code (docs/design.md §4.1) both are bootstrapped at the time
 limit (``bootstrap``): the value target is ``R_t + gamma^(T-t) V(x_T)`` and the advantage
 ``R_t + gamma^(T-t) V(x_T) - V(x_t)``, ``V`` the current value (a constant); fine-tuning does
 the same with the copy being tuned. Losses are averaged over the

@@ -1,4 +1,4 @@
-"""Turn a family's lifetime file into one validated buffer file per task (SPEC §3)."""
+"""Turn a family's lifetime file into one validated buffer file per task (docs/design.md §3)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The versioned on-disk buffer format: one HDF5 file per task (SPEC §3).
+"""The versioned on-disk buffer format: one HDF5 file per task (docs/design.md §3).
 
 Layout (D4RL-style flat datasets; ``N`` transitions, ``E`` episodes)::
 
@@ -22,9 +22,9 @@ dataset has a Fletcher-32 checksum (``h5py`` ``fletcher32=True``), verified on e
 
 ``mc_returns`` is the discounted return to the end of the transition's episode, with no value
 tail: the behaviour trainer drops the unfinished last episode, so every buffer ends at an episode
-boundary. Learners that bootstrap at the time limit (as the authors' code does, SPEC §4.1) add
-``gamma^(T-t) V(s_T)`` on top; the two quantities that needs, the episode's last next-state
-``s_T`` and ``gamma^(T-t)``, are derived on load from the episode boundaries
+boundary. Learners that bootstrap at the time limit (as the authors' code does, docs/design.md
+§4.1) add ``gamma^(T-t) V(s_T)`` on top; the two quantities that needs, the episode's last
+next-state ``s_T`` and ``gamma^(T-t)``, are derived on load from the episode boundaries
 (:meth:`TaskBuffer.bootstrap_tails`), so the on-disk format needs no extra fields. The authors
 stored both per transition instead (``terminal_obs``, ``terminal_discounts``).
 """
@@ -173,7 +173,7 @@ class TaskBuffer:
 
         An episode cut by the time limit (``timeouts``) is bootstrapped; one that ended in a
         true environment termination (``terminals``) has nothing after it and gets discount 0.
-        The authors' code bootstraps every episode, terminated or not (SPEC §4.1); the
+        The authors' code bootstraps every episode, terminated or not (docs/design.md §4.1); the
         families whose episodes can terminate (ant-dir, walker-params) are the only ones where
         the two differ."""
         return episode_tails(self.terminals, self.timeouts, self.gamma)

@@ -1,4 +1,5 @@
-"""Export task buffers to a Minari dataset so other offline-RL tools can read them (SPEC §3).
+"""Export task buffers to a Minari dataset so other offline-RL tools can read them
+(docs/design.md §3).
 
 Uses minari's ``create_dataset_from_buffers`` (local only, nothing is downloaded). One Minari
 episode per buffer episode; Minari stores ``L + 1`` observations per episode of ``L`` steps (the

@@ -1,9 +1,9 @@
-"""Typed mini-batches drawn from a :class:`~macaw.data.buffer.TaskBuffer` (SPEC §4).
+"""Typed mini-batches drawn from a :class:`~macaw.data.buffer.TaskBuffer` (docs/design.md §4).
 
 MACAW's inner-loop batch D_tr is a contiguous window of the buffer and the outer-loop batch D_ts
-is uniform; SPEC §4 requires D_tr ∩ D_ts = ∅, so :func:`sample_uniform` takes the inner batch's
-indices as ``exclude``. The ``*_indices`` functions return the index arrays so callers can pass
-them on; the ``sample_*`` functions wrap them into a :class:`Batch`.
+is uniform; docs/design.md §4 requires D_tr ∩ D_ts = ∅, so :func:`sample_uniform` takes the inner
+batch's indices as ``exclude``. The ``*_indices`` functions return the index arrays so callers can
+pass them on; the ``sample_*`` functions wrap them into a :class:`Batch`.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Train/test task splits as data files (SPEC §2).
+"""Train/test task splits as data files (docs/design.md §2).
 
 Definitions (task ids index each family's fixed task list):
 

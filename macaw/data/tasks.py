@@ -3,9 +3,9 @@
 Every meta-learner (MACAW, PEARL, MT+FT, Meta-BC) reads its data through :class:`TaskData`:
 ``inner_window`` is the adaptation data (the whole lifetime, or the bad / medium / good window
 of paper Fig. 4 left), sub-sampled with the run's ``inner_buffer_skip``; ``outer_window`` is
-where outer / RL batches come from, sub-sampled with ``buffer_skip`` (SPEC §4.1: the authors
-read whole lifetimes with stride 7). :func:`sample_meta_batch` draws one meta-batch for all of
-them: per task a contiguous inner batch (consecutive rows of the sub-sampled window, so it spans
+where outer / RL batches come from, sub-sampled with ``buffer_skip`` (docs/design.md §4.1: the
+authors read whole lifetimes with stride 7). :func:`sample_meta_batch` draws one meta-batch for all
+of them: per task a contiguous inner batch (consecutive rows of the sub-sampled window, so it spans
 several episodes) and a disjoint uniform outer batch.
 """
 
@@ -89,8 +89,8 @@ def sample_meta_batch(tasks: list[TaskData], n_tasks: int, inner: int, outer: in
                       rng: np.random.Generator) -> MetaBatch:
     """``n_tasks`` distinct tasks; per task ``inner`` consecutive rows of its (sub-sampled)
     inner window and ``outer`` distinct rows drawn uniformly from its outer window, never one
-    of the inner batch's (SPEC §4; the authors' inner and outer buffers were the same object
-    and could overlap). ``inner=0`` gives an empty inner batch (learners without an inner
+    of the inner batch's (docs/design.md §4; the authors' inner and outer buffers were the same
+    object and could overlap). ``inner=0`` gives an empty inner batch (learners without an inner
     loop)."""
     chosen = rng.choice(len(tasks), size=min(n_tasks, len(tasks)), replace=False)
     inner_parts, outer_parts = [], []

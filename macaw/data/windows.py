@@ -1,4 +1,4 @@
-"""Sampling windows of a lifetime buffer (paper Fig. 4 left; SPEC §3, §4.1).
+"""Sampling windows of a lifetime buffer (paper Fig. 4 left; docs/design.md §3, §4.1).
 
 The behaviour policy improves over its lifetime, so the first trajectories of its replay buffer
 are ``bad`` data, the middle ones ``medium`` and the last ones ``good`` (the paper uses 500

@@ -1,4 +1,4 @@
-"""MACAW task families (SPEC §2), registered with gymnasium on ``import macaw.envs``.
+"""MACAW task families (docs/design.md §2), registered with gymnasium on ``import macaw.envs``.
 
 | family        | gym id                      | tasks | module      |
 |---------------|-----------------------------|-------|-------------|

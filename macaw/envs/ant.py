@@ -1,4 +1,4 @@
-"""Ant direction family of MACAW (SPEC §2), on gymnasium ``Ant-v5``.
+"""Ant direction family of MACAW (docs/design.md §2), on gymnasium ``Ant-v5``.
 
 ``ant-dir`` (50 tasks): task i has a direction angle ``theta_i``; the 50 angles are drawn
 once, ``numpy.random.default_rng(ANT_DIR_SEED).uniform(0, 2*pi, size=50)``, as in the

@@ -1,4 +1,4 @@
-"""HalfCheetah task families of MACAW (SPEC §2), on gymnasium ``HalfCheetah-v5``.
+"""HalfCheetah task families of MACAW (docs/design.md §2), on gymnasium ``HalfCheetah-v5``.
 
 - ``cheetah-dir`` (2 tasks): run forwards (task 0, d=+1) or backwards (task 1, d=-1);
   reward ``d * x_velocity - 0.05 * ||a||^2``.

@@ -1,4 +1,5 @@
-"""Meta-World ML45 as a MACAW task family (SPEC §2; paper Appendix C.3, D.1, Fig. 7 and 9).
+"""Meta-World ML45 as a MACAW task family (docs/design.md §2; paper Appendix C.3, D.1,
+Fig. 7 and 9).
 
 ``ml45`` (50 tasks): task ids 0..44 are ML45's 45 training environments and 45..49 its 5 test
 environments, each group sorted by environment name (:func:`ml45_env_names`), so a task id

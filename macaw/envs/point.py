@@ -1,5 +1,5 @@
 """``point-goal``: a 2-D point robot that must reach an unobserved goal (the authors'
-``point_robot.py`` idea; SPEC §2 does not use it). A toy family for tests that must show a
+``point_robot.py`` idea; docs/design.md §2 does not use it). A toy family for tests that must show a
 method *learns* in seconds of CPU: adaptation is needed, because the goal is not in the
 observation, and there is no MuJoCo.
 

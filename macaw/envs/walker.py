@@ -1,4 +1,4 @@
-"""Walker2d random-parameters family of MACAW (SPEC §2), on gymnasium ``Walker2d-v5``.
+"""Walker2d random-parameters family of MACAW (docs/design.md §2), on gymnasium ``Walker2d-v5``.
 
 ``walker-params`` (50 tasks), following the ``rand_param_envs`` walker used by PEARL/MACAW.
 The whole table is drawn once from ``numpy.random.default_rng(WALKER_PARAMS_SEED)``, in

@@ -4,7 +4,7 @@ A network here is a list of :class:`LayerSpec`; its parameters live in a flat
 ``dict[str, Tensor]`` (``"l0.weight"``, ``"l0.z"`` ...) so that adaptation is a pure function —
 parameters in, adapted parameters out (the ``torch.func`` MAML style).
 
-**Weight transform** (paper Appendix B; SPEC §4). A WT layer holds a latent vector ``z``
+**Weight transform** (paper Appendix B; docs/design.md §4). A WT layer holds a latent vector ``z``
 (size ``latent``) and a linear map ``(wt_weight, wt_bias)`` from it to the layer's flattened
 weight matrix and bias: ``[W; b] = wt_weight @ z + wt_bias``. The paper writes ``w = W_wt z``;
 the authors' code also has the bias ``wt_bias`` of that map, and so do we. In the inner loop
@@ -63,7 +63,8 @@ def init_layer(spec: LayerSpec, generator: torch.Generator | None = None,
     """Initial parameters of one layer. Plain layers: ``torch.nn.Linear``'s init,
     ``U(+-1/sqrt(in))`` for weight and bias.
 
-    WT layers, ``wt_init="authors"`` (SPEC §4.1, the authors' ``WLinear`` in ``src/nn.py``):
+    WT layers, ``wt_init="authors"`` (docs/design.md §4.1, the authors' ``WLinear`` in
+    ``src/nn.py``):
     ``z ~ N(0, (1/out)^2)`` and the map ``[W; b] = wt_weight z + wt_bias`` a default
     ``nn.Linear(latent, P)``, i.e. ``wt_weight`` and ``wt_bias ~ U(+-1/sqrt(latent))``. Then
     ``|z|^2 ~ latent/out^2`` is small, the effective weights start near ``wt_bias``, and an inner

@@ -1,4 +1,4 @@
-"""MACAW's policy (with its advantage head) and value networks (paper Fig. 2, SPEC §4).
+"""MACAW's policy (with its advantage head) and value networks (paper Fig. 2, docs/design.md §4).
 
 Networks are described by :class:`MetaNet` (an ordered list of :class:`LayerSpec`) and
 evaluated by pure functions of the layers' effective weights ``[(W, b), ...]`` — shared
@@ -8,8 +8,8 @@ evaluated by pure functions of the layers' effective weights ``[(W, b), ...]`` �
 - Policy: ``obs -> h -> h -> h -> act``, ReLU hidden, ``tanh`` mean, Gaussian with fixed std
   0.2. Advantage head: ``[last hidden layer (after its ReLU), action] -> 32 -> 1``, used only
   by the inner-loop loss (Eq. 3-4). The authors' code (``MLP.head_seq`` in ``src/nn.py``,
-  SPEC §4.1) applies a ReLU to the concatenated ``[pre-activation, action]``, so its head reads
-  the post-ReLU hidden state too; it also zeroes the negative action components, which we
+  docs/design.md §4.1) applies a ReLU to the concatenated ``[pre-activation, action]``, so its head
+  reads the post-ReLU hidden state too; it also zeroes the negative action components, which we
   do not (the action enters as it is).
 """
 

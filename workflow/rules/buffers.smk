@@ -1,4 +1,4 @@
-# Stage 2: one validated HDF5 buffer per task (SPEC §3) with Monte-Carlo returns.
+# Stage 2: one validated HDF5 buffer per task (docs/design.md §3) with Monte-Carlo returns.
 
 
 rule export_buffer:

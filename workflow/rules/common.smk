@@ -180,6 +180,28 @@ CURVE_FIGURES = ("fig4_left", "fig4_center", "fig5", "fig3", "fig7")
 CURVE_METRICS = {"fig7": "success"}     # eval.csv column a curve figure plots; else "return"
 
 
+# Sections of `snakemake --report`, in the paper's order (workflow/report/ holds the captions).
+REPORT_CATEGORIES = {
+    "fig8": "1. Offline data (App. D, Fig. 8-9)",
+    "fig9": "1. Offline data (App. D, Fig. 8-9)",
+    "fig3": "2. Offline meta-RL (Sec. 5, Fig. 3 and 7)",
+    "fig7": "2. Offline meta-RL (Sec. 5, Fig. 3 and 7)",
+    "fig4_left": "3. Ablations (Sec. 5 and App. C.1, Fig. 4-6)",
+    "fig4_center": "3. Ablations (Sec. 5 and App. C.1, Fig. 4-6)",
+    "fig4_right": "3. Ablations (Sec. 5 and App. C.1, Fig. 4-6)",
+    "fig5": "3. Ablations (Sec. 5 and App. C.1, Fig. 4-6)",
+    "fig6": "3. Ablations (Sec. 5 and App. C.1, Fig. 4-6)",
+    "table1": "4. Online fine-tuning (App. C.2, Table 1)",
+    "summary": "5. Statistics and diagnostics",
+    "diagnostics": "5. Statistics and diagnostics",
+}
+
+
+def report_category(wildcards):
+    """The report section of a curves figure (its rule makes several)."""
+    return REPORT_CATEGORIES[wildcards.figure]
+
+
 SUMMARY_FIGURES = ("fig3", "fig4_left", "fig4_center", "fig5", "fig4_right", "fig7")
 
 

@@ -39,7 +39,8 @@ rule fig6:
             ext=["csv", "yaml"],
         ),
     output:
-        pdf="results/fig6.pdf",
+        pdf=report("results/fig6.pdf", caption="../report/fig6.rst",
+                   category=REPORT_CATEGORIES["fig6"]),
         csv="results/fig6.csv",
     params:
         runs=" ".join(

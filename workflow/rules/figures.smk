@@ -5,7 +5,8 @@ rule fig8:
     input:
         mujoco_buffer_files(),
     output:
-        pdf="results/fig8.pdf",
+        pdf=report("results/fig8.pdf", caption="../report/fig8.rst",
+                   category=REPORT_CATEGORIES["fig8"]),
         csv="results/fig8.csv",
     conda:
         "../../environment.yml"
@@ -19,7 +20,8 @@ rule fig9:
     input:
         lambda w: buffer_files("ml45"),
     output:
-        pdf="results/fig9.pdf",
+        pdf=report("results/fig9.pdf", caption="../report/fig9.rst",
+                   category=REPORT_CATEGORIES["fig9"]),
         csv="results/fig9.csv",
     conda:
         "../../environment.yml"
@@ -33,7 +35,8 @@ rule curves_figure:
     input:
         lambda w: figure_eval_files(w.figure),
     output:
-        pdf="results/{figure}.pdf",
+        pdf=report("results/{figure}.pdf", caption="../report/curves.rst",
+                   category=report_category, subcategory="{figure}"),
         csv="results/{figure}.csv",
     params:
         runs=lambda w: figure_run_args(w.figure),
@@ -54,7 +57,8 @@ rule fig4_right:
     input:
         figure_eval_files("fig4_right"),
     output:
-        pdf="results/fig4_right.pdf",
+        pdf=report("results/fig4_right.pdf", caption="../report/fig4_right.rst",
+                   category=REPORT_CATEGORIES["fig4_right"]),
         csv="results/fig4_right.csv",
     params:
         runs=figure_run_args("fig4_right"),
@@ -73,7 +77,8 @@ rule table1:
     input:
         online_files(),
     output:
-        csv="results/table1.csv",
+        csv=report("results/table1.csv", caption="../report/table1.rst",
+                   category=REPORT_CATEGORIES["table1"]),
         md="results/table1.md",
     params:
         runs=" ".join(
@@ -99,7 +104,8 @@ rule summary:
             }
         ),
     output:
-        csv="results/summary.csv",
+        csv=report("results/summary.csv", caption="../report/summary.rst",
+                   category=REPORT_CATEGORIES["summary"]),
         md="results/summary.md",
         json="results/summary.json",
     params:
@@ -119,7 +125,8 @@ rule diagnostics:
         [f"{run_dir('cheetah-vel', 'standard', m, seed)}/eval.csv"
          for m in DIAGNOSTIC_METHODS for seed in run_seeds(m)],
     output:
-        pdf="results/diagnostics.pdf",
+        pdf=report("results/diagnostics.pdf", caption="../report/diagnostics.rst",
+                   category=REPORT_CATEGORIES["diagnostics"]),
         csv="results/diagnostics.csv",
     params:
         runs=" ".join(

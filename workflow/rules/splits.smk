@@ -1,4 +1,4 @@
-# Stage 3: train/test task splits as data files (SPEC §2), restricted to the tasks built.
+# Stage 3: train/test task splits as data files (docs/design.md §2), restricted to the tasks built.
 
 
 rule make_split:
