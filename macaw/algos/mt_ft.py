@@ -37,7 +37,7 @@ from torch import nn
 
 from macaw.algos.losses import awr_loss, awr_weights, bootstrapped_returns, value_loss
 from macaw.data import Batch, TaskData, sample_meta_batch
-from macaw.fields import PositiveFloat, PositiveInt, config_class
+from macaw.fields import NonNegativeInt, PositiveFloat, PositiveInt, config_class
 from macaw.nets.layers import LayerSpec, Params, affine, effective_weights
 from macaw.nets.networks import MetaNet, Weights, gaussian_log_prob, value_forward, value_net
 
@@ -64,8 +64,9 @@ class MTFTConfig:
     """Adam rate of the value copy at meta-test (Table 3: 1e-4; walker 1e-5; Meta-World 1e-6)."""
     finetune_policy_lr: PositiveFloat = 1e-3
     """Adam rate of the policy copy at meta-test (Table 3: 1e-3)."""
-    finetune_steps: PositiveInt = 20
-    """Fine-tuning rounds at meta-test, each one value step then one policy step (paper: 20)."""
+    finetune_steps: NonNegativeInt = 20
+    """Fine-tuning rounds at meta-test, each one value step then one policy step (paper: 20; 0:
+    the unadapted network)."""
     temperature: PositiveFloat = 1.0
     """AWR temperature T."""
     max_weight: PositiveFloat = 20.0
