@@ -7,7 +7,7 @@
 #   benchmarks/fig4_right_report.sh collect   # results/ -> docs/results/fig4_right/
 set -euo pipefail
 cd "$(dirname "$0")/.."
-OUT=docs/results/fig4_right
+OUT=${OUT:-docs/results/fig4_right}
 RUNS=results/runs/cheetah-vel
 
 case "${1:-}" in
