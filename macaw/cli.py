@@ -80,29 +80,14 @@ def _config_args(p: argparse.ArgumentParser, what: str) -> None:
 
 
 def _fields_epilog(kind: str):
-    """Callable that lists the fields of config ``kind`` (for ``_Parser``'s lazy epilog)."""
+    """Callable that lists the fields of config ``kind`` (a key of
+    :func:`macaw.schema.config_sections`) for ``_Parser``'s lazy epilog."""
     def build() -> str:
-        from macaw.schema import field_help
+        from macaw.schema import config_sections, field_help
 
-        if kind == "behaviour":
-            from macaw.behaviour.trainer import BehaviourConfig
-            body = field_help(BehaviourConfig, drop=("family", "tasks", "seed"))
-        elif kind == "meta":
-            from macaw.algos.macaw import MACAWConfig
-            from macaw.algos.mt_ft import MTFTConfig
-            from macaw.algos.pearl import PEARLConfig
-            from macaw.meta_train import MetaTrainConfig
-            body = field_help(MetaTrainConfig, drop=("family", "method", "seed"),
-                              sections={"macaw": MACAWConfig, "pearl": PEARLConfig,
-                                        "mt_ft": MTFTConfig})
-        elif kind == "online":
-            from macaw.online import OnlineConfig
-            body = field_help(OnlineConfig, drop=("seed",))
-        else:
-            from macaw.fewshot import FewShotConfig
-            body = field_help(FewShotConfig, drop=("variant", "seed"))
+        section = config_sections()[kind]
         return ("config fields (--params JSON / --set NAME=VALUE; checked by type and range):\n"
-                + body)
+                + field_help(section.cls, drop=section.drop, sections=section.sections))
     return build
 
 

@@ -61,9 +61,9 @@ from tqdm.auto import tqdm
 from macaw.algos.macaw import _sgd_step
 from macaw.fields import NonNegativeInt, PositiveFloat, PositiveInt, config_class, parse_config
 from macaw.io import atomic_path
-from macaw.provenance import provenance
 from macaw.nets.layers import WT_INITS, LayerSpec, Params, affine, effective_weights
 from macaw.nets.networks import MetaNet
+from macaw.provenance import provenance
 
 log = logging.getLogger(__name__)
 

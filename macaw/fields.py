@@ -12,6 +12,7 @@ an integer, ``true`` is not a number; a list is accepted where a tuple is declar
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 from typing import Annotated
 
@@ -46,22 +47,31 @@ def check_known_fields(cls, values: dict, where: str, exclude: frozenset[str] = 
         raise ValueError(f"{where}: unknown field(s) {unknown}; expected a subset of {sorted(names)}")
 
 
-def parse_config(cls, values: dict, where: str, exclude: frozenset[str] = frozenset()):
-    """``cls`` built from ``values`` after checking every field's name, type and range.
+@functools.cache
+def _adapter(cls) -> TypeAdapter:
+    """pydantic's validator of ``cls``, built once per class."""
+    return TypeAdapter(cls)
 
-    Raises ValueError naming ``where`` and, for each bad field, its dotted path, what was
-    expected and what was found. ``exclude`` names fields the caller supplies itself (they are
-    "unknown" in ``values``)."""
+
+def parse_config(cls, values: dict, where: str, supplied: dict | None = None):
+    """``cls`` built from ``values`` (and ``supplied``) after checking every field's name, type
+    and range.
+
+    ``supplied`` holds fields the caller sets itself (e.g. the family of a behaviour config):
+    they are validated too, but a key of them in ``values`` is an unknown field. Raises
+    ValueError naming ``where`` and, for each bad field, its dotted path, what was expected and
+    what was found."""
     if not isinstance(values, dict):
         raise ValueError(f"{where}: expected a mapping of field names to values, found {values!r}")
-    check_known_fields(cls, values, where, exclude)
+    supplied = supplied or {}
+    check_known_fields(cls, values, where, exclude=frozenset(supplied))
     try:
-        text = json.dumps(values, allow_nan=False)
+        text = json.dumps({**values, **supplied}, allow_nan=False)
     except (TypeError, ValueError) as err:
         raise ValueError(f"{where}: values must be plain JSON data (numbers, strings, lists, "
                          f"mappings; no NaN): {err}") from None
     try:
-        return TypeAdapter(cls).validate_json(text)
+        return _adapter(cls).validate_json(text)
     except ValidationError as err:
         problems = "; ".join(f"{'.'.join(str(p) for p in e['loc']) or '(top level)'}: "
                              f"{e['msg'][0].lower()}{e['msg'][1:]}, found {e.get('input')!r}"

@@ -38,6 +38,7 @@ from typing import Annotated, Literal
 import numpy as np
 import torch
 import yaml
+from pydantic import Field
 from tqdm.auto import tqdm
 
 from macaw.algos import registry
@@ -46,8 +47,6 @@ from macaw.algos.macaw import MACAWConfig
 from macaw.data import WINDOWS, TaskData
 from macaw.envs import get_family
 from macaw.evaluate import evaluate_tasks
-from pydantic import Field
-
 from macaw.fields import NonNegativeInt, PositiveInt, config_class, parse_config
 from macaw.io import atomic_path
 from macaw.provenance import provenance
@@ -61,7 +60,8 @@ METHODS = tuple(registry.METHODS)
 
 
 BatchSize = Annotated[int, Field(ge=2)]
-"""Transitions per task in a batch (two at least: advantages are centred per batch)."""
+"""Transitions per task in a batch (two at least: advantages are normalised by their unbiased
+standard deviation over the batch)."""
 
 
 @config_class

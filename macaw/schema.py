@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import NamedTuple
 
 import yaml
 from pydantic import TypeAdapter
@@ -118,18 +119,48 @@ def _seed_list(description: str | None = None) -> dict:
     return {"description": description, **out} if description else out
 
 
-def build_schema() -> dict:
-    """The whole config schema (a plain dict, YAML-ready)."""
+class ConfigSection(NamedTuple):
+    """A config a subcommand takes: its dataclass, the fields the pipeline supplies itself (CLI
+    arguments or wildcards, not config keys) and its nested sections (field -> dataclass)."""
+
+    cls: type
+    drop: tuple[str, ...]
+    sections: dict[str, type]
+
+
+def config_sections() -> dict[str, ConfigSection]:
+    """Every config by kind (behaviour, meta, online, fewshot): what the schema and the CLI's
+    ``--help`` field lists are both built from."""
     from macaw.algos.macaw import MACAWConfig
     from macaw.algos.mt_ft import MTFTConfig
     from macaw.algos.pearl import PEARLConfig
-    from macaw.algos.registry import METHODS
     from macaw.behaviour.trainer import BehaviourConfig
-    from macaw.data.splits import SPLITS
     from macaw.fewshot import FewShotConfig
     from macaw.meta_train import MetaTrainConfig
     from macaw.online import OnlineConfig
 
+    return {
+        "behaviour": ConfigSection(BehaviourConfig, ("family", "tasks", "seed"), {}),
+        "meta": ConfigSection(MetaTrainConfig, ("family", "method", "seed"),
+                              {"macaw": MACAWConfig, "pearl": PEARLConfig, "mt_ft": MTFTConfig}),
+        "online": ConfigSection(OnlineConfig, ("seed",), {}),
+        "fewshot": ConfigSection(FewShotConfig, ("variant", "seed"), {}),
+    }
+
+
+def section_schema(section: ConfigSection, where: str = "") -> dict:
+    """:func:`fields_schema` of a config with its nested sections."""
+    return fields_schema(section.cls, drop=section.drop, where=where,
+                         sections={name: fields_schema(cls)
+                                   for name, cls in section.sections.items()})
+
+
+def build_schema() -> dict:
+    """The whole config schema (a plain dict, YAML-ready)."""
+    from macaw.algos.registry import METHODS
+    from macaw.data.splits import SPLITS
+
+    configs = config_sections()
     families = list(SPLITS)
     split_names = list(dict.fromkeys(s for names in SPLITS.values() for s in names))
     methods = list(METHODS)
@@ -137,13 +168,8 @@ def build_schema() -> dict:
     per_method = {"type": "object", "propertyNames": {"enum": methods}}
     checked = "; checked again by the CLI"
 
-    meta_params = fields_schema(MetaTrainConfig, drop=("family", "method", "seed"), where=checked,
-                                sections={
-        "macaw": fields_schema(MACAWConfig),
-        "pearl": fields_schema(PEARLConfig),
-        "mt_ft": fields_schema(MTFTConfig),
-    })
-    behaviour = fields_schema(BehaviourConfig, drop=("family", "tasks", "seed"), where=checked)
+    meta_params = section_schema(configs["meta"], where=checked)
+    behaviour = section_schema(configs["behaviour"], where=checked)
     behaviour["required"] = ["algorithm", "total_steps"]
     return {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
@@ -184,15 +210,13 @@ def build_schema() -> dict:
                                       "additionalProperties": {"$ref": "#/definitions/meta_params"}},
                 },
             },
-            "online": fields_schema(OnlineConfig, drop=("seed",),
-                                    where=", Table 1's online fine-tuning"),
+            "online": section_schema(configs["online"], where=", Table 1's online fine-tuning"),
             "fewshot": {
                 "description": "Fig. 6, MAML few-shot classification on the digits stand-in "
                                "for Omniglot",
                 "type": "object", "additionalProperties": False, "required": ["seeds", "params"],
                 "properties": {"seeds": _seed_list(),
-                               "params": fields_schema(FewShotConfig, drop=("variant", "seed"),
-                                                       where=checked)},
+                               "params": section_schema(configs["fewshot"], where=checked)},
             },
         },
         "definitions": {

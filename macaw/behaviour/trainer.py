@@ -39,7 +39,7 @@ from tqdm.auto import tqdm
 from macaw.behaviour.agents import AGENTS, TransitionBatch
 from macaw.envs import get_family, make_task_env
 from macaw.fields import (NonNegativeInt, PositiveFloat, PositiveInt, UnitFraction,
-                          check_known_fields, config_class, parse_config)
+                          config_class, parse_config)
 from macaw.io import atomic_path
 from macaw.provenance import provenance
 from macaw.runs import SegmentStore, config_differences, load_state, save_state
@@ -85,9 +85,8 @@ class BehaviourConfig:
     @classmethod
     def from_dict(cls, family: str, values: dict) -> "BehaviourConfig":
         """Checked: every field's name, type and range (its annotation)."""
-        where = f"behaviour config of {family!r}"
-        check_known_fields(cls, values, where, exclude=frozenset({"family"}))
-        return parse_config(cls, {**values, "family": family}, where)
+        return parse_config(cls, values, f"behaviour config of {family!r}",
+                            supplied={"family": family})
 
 
 class TaskEnvs:
