@@ -11,8 +11,8 @@ checked-in file is stale. Defaults are left out on purpose: Snakemake's ``valida
 write them into the config (the CLI applies them).
 
     python -m macaw.schema            # print the schema
-    python -m macaw.schema --write    # rewrite workflow/schemas/config.schema.yaml
-    python -m macaw.schema --check    # exit 1 if the checked-in file is stale
+    python -m macaw.schema --write    # rewrite the schema and config/README.md's key reference
+    python -m macaw.schema --check    # exit 1 if either checked-in file is stale
 """
 
 from __future__ import annotations
@@ -63,8 +63,10 @@ def fields_schema(cls, drop: tuple[str, ...] = (), sections: dict | None = None,
 
 def _type_text(prop: dict) -> str:
     """``integer >= 1``, ``number in (0, 1]``, ``one of all, good``, ``number > 0 or null``."""
-    if "anyOf" in prop:
-        return " or ".join(_type_text(p) for p in prop["anyOf"])
+    if "anyOf" in prop or "oneOf" in prop:
+        return " or ".join(_type_text(p) for p in prop.get("anyOf", prop.get("oneOf")))
+    if "const" in prop:
+        return repr(prop["const"])
     if "enum" in prop:
         return "one of " + ", ".join(str(v) for v in prop["enum"])
     text = {"integer": "integer", "number": "number", "boolean": "true/false", "string": "text",
@@ -84,28 +86,34 @@ def _type_text(prop: dict) -> str:
     return text
 
 
-def field_help(cls, drop: tuple[str, ...] = (), sections: dict | None = None,
-               prefix: str = "") -> str:
-    """Plain-text list of the fields of config dataclass ``cls`` for a subcommand's ``--help``:
-    name, type and range, default, docstring; ``sections`` (field name -> dataclass) are listed
-    after it with dotted names (``macaw.width``)."""
+def _field_rows(cls, drop: tuple[str, ...] = (), skip: tuple[str, ...] = ()):
+    """(name, type and range, default, docstring) of each config field of dataclass ``cls``."""
     import dataclasses
-    import textwrap
 
     schema = fields_schema(cls, drop=drop)["properties"]
-    lines = []
     for f in dataclasses.fields(cls):
-        if f.name in drop or f.name in (sections or {}):
+        if f.name in drop or f.name in skip:
             continue
         default = f.default if f.default is not dataclasses.MISSING else (
             f.default_factory() if f.default_factory is not dataclasses.MISSING else None)
         prop = schema[f.name]
         if prop.get("type") == "object" and "properties" not in prop:
             continue
-        head = f"  {prefix}{f.name} ({_type_text(prop)}; default {default!r})"
-        lines.append(head)
-        lines.extend(textwrap.wrap(prop.get("description", ""), width=92,
-                                   initial_indent="      ", subsequent_indent="      "))
+        yield f.name, _type_text(prop), default, prop.get("description", "")
+
+
+def field_help(cls, drop: tuple[str, ...] = (), sections: dict | None = None,
+               prefix: str = "") -> str:
+    """Plain-text list of the fields of config dataclass ``cls`` for a subcommand's ``--help``:
+    name, type and range, default, docstring; ``sections`` (field name -> dataclass) are listed
+    after it with dotted names (``macaw.width``)."""
+    import textwrap
+
+    lines = []
+    for name, kind, default, doc in _field_rows(cls, drop, skip=tuple(sections or {})):
+        lines.append(f"  {prefix}{name} ({kind}; default {default!r})")
+        lines.extend(textwrap.wrap(doc, width=92, initial_indent="      ",
+                                   subsequent_indent="      "))
     for name, section_cls in (sections or {}).items():
         lines.append("")
         lines.append(f"  section {name!r} ({section_cls.__name__}):")
@@ -182,7 +190,8 @@ def build_schema() -> dict:
         "properties": {
             "scale": {"type": "string", "description": "name of the scale, written into "
                       "outputs (smoke, default, paper or your own)"},
-            "seed": {"type": "integer", "minimum": 0},
+            "seed": {"type": "integer", "minimum": 0,
+                     "description": "seed of the behaviour-policy training (the data)"},
             "threads": {"type": "integer", "minimum": 1,
                         "description": "torch CPU threads per job"},
             "gamma": {"type": "number", "exclusiveMinimum": 0, "maximum": 1,
@@ -192,7 +201,7 @@ def build_schema() -> dict:
             "meta_training": {
                 "type": "object", "additionalProperties": False, "required": ["seeds", "params"],
                 "properties": {
-                    "seeds": _seed_list(),
+                    "seeds": _seed_list("meta-training seeds of every run"),
                     "method_seeds": {**per_method, "description": "per method, the seeds to "
                                      "run instead of `seeds` (for the costliest)",
                                      "additionalProperties": _seed_list()},
@@ -215,7 +224,7 @@ def build_schema() -> dict:
                 "description": "Fig. 6, MAML few-shot classification on the digits stand-in "
                                "for Omniglot",
                 "type": "object", "additionalProperties": False, "required": ["seeds", "params"],
-                "properties": {"seeds": _seed_list(),
+                "properties": {"seeds": _seed_list("seeds of each few-shot variant"),
                                "params": section_schema(configs["fewshot"], where=checked)},
             },
         },
@@ -227,7 +236,10 @@ def build_schema() -> dict:
                 "properties": {
                     "tasks": {"description": '"all", or a list of task ids of the family',
                               "oneOf": [{"const": "all"}, _seed_list()]},
-                    "splits": {"type": "array", "minItems": 1, "uniqueItems": True,
+                    "splits": {"description": "task splits to write (macaw/data/splits.py); "
+                                              "the figures read standard, sparse* and "
+                                              "extrapolation",
+                               "type": "array", "minItems": 1, "uniqueItems": True,
                                "items": {"enum": split_names}},
                     "behaviour": {"$ref": "#/definitions/behaviour"},
                 },
@@ -241,6 +253,73 @@ def render() -> str:
     return HEADER + yaml.safe_dump(build_schema(), sort_keys=False, width=100, allow_unicode=True)
 
 
+REFERENCE_PATH = SCHEMA_PATH.parents[2] / "config" / "README.md"
+REFERENCE_MARK = ("<!-- Everything below is generated by `python -m macaw.schema --write` from "
+                  "the config dataclasses; do not edit it by hand. -->")
+
+
+def _cell(text: str) -> str:
+    return " ".join(str(text).split()).replace("|", "\\|")
+
+
+def reference() -> str:
+    """Markdown reference of every config key, for config/README.md: the pipeline's own keys,
+    then one table per dataclass section with each field's type, range, default and meaning."""
+    import json
+
+    schema = build_schema()
+    sections = {f"{c.cls.__name__} fields (": c for c in config_sections().values()}
+    rows, tables = [], {}
+
+    def walk(node: dict, path: str) -> None:
+        if "$ref" in node:
+            node = schema["definitions"][node["$ref"].rsplit("/", 1)[-1]]
+        desc = node.get("description", "")
+        section = next((c for mark, c in sections.items() if desc.startswith(mark)), None)
+        if section is not None:
+            rows.append((path, "mapping", f"{section.cls.__name__} fields: see "
+                         f"[`{section.cls.__name__}`](#{section.cls.__name__.lower()})"))
+            tables.setdefault(section.cls.__name__, (path, section))
+        elif "properties" in node:
+            if desc and path:
+                rows.append((path, "mapping", desc))
+            for name, prop in node["properties"].items():
+                walk(prop, f"{path}.{name}" if path else name)
+        elif isinstance(node.get("additionalProperties"), dict):
+            names = node.get("propertyNames", {}).get("enum", [])
+            rows.append((path, "mapping", (desc + "; " if desc else "")
+                         + "keys: " + ", ".join(names)))
+            walk(node["additionalProperties"], f"{path}.<name>")
+        else:
+            rows.append((path, _type_text(node), desc))
+
+    walk(schema, "")
+    out = [REFERENCE_MARK, "", "## Every key", "",
+           "`<name>` stands for a family (under `families`, `family_params`) or a method "
+           "(under `method_seeds`, `method_params`).", "",
+           "| key | type | meaning |", "|---|---|---|"]
+    out += [f"| `{path}` | {_cell(kind)} | {_cell(desc)} |" for path, kind, desc in rows]
+    for name, (path, section) in tables.items():
+        module = section.cls.__module__.replace(".", "/") + ".py"
+        doc = " ".join((section.cls.__doc__ or "").split("\n\n")[0].split())
+        nested = [(path, section.cls, section.drop, tuple(section.sections))] + [
+            (f"{path}.{field}", cls, (), ()) for field, cls in section.sections.items()]
+        out += ["", f"### `{name}`", "", f"`{path}` ({module}). {_cell(doc)}"]
+        for where, cls, drop, skip in nested:
+            if cls is not section.cls:
+                out += ["", f"`{where}` ({cls.__name__}):"]
+            out += ["", "| field | type | default | meaning |", "|---|---|---|---|"]
+            out += [f"| `{field}` | {_cell(kind)} | `{json.dumps(default)}` | {_cell(doc)} |"
+                    for field, kind, default, doc in _field_rows(cls, drop, skip)]
+    return "\n".join(out) + "\n"
+
+
+def render_reference(current: str) -> str:
+    """config/README.md with its generated part (after REFERENCE_MARK) brought up to date."""
+    head = current.split(REFERENCE_MARK)[0] if REFERENCE_MARK in current else current + "\n"
+    return head + reference()
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m macaw.schema",
@@ -252,12 +331,17 @@ def main(argv: list[str] | None = None) -> int:
                       help="exit 1 if the checked-in schema differs from the generated one")
     args = parser.parse_args(argv)
     text = render()
+    current = REFERENCE_PATH.read_text() if REFERENCE_PATH.exists() else ""
     if args.write:
         SCHEMA_PATH.write_text(text)
+        REFERENCE_PATH.write_text(render_reference(current))
     elif args.check:
-        if not SCHEMA_PATH.exists() or SCHEMA_PATH.read_text() != text:
-            print(f"{SCHEMA_PATH} is stale: run `python -m macaw.schema --write`", file=sys.stderr)
-            return 1
+        stale = [path for path, want in ((SCHEMA_PATH, text),
+                                         (REFERENCE_PATH, render_reference(current)))
+                 if not path.exists() or path.read_text() != want]
+        for path in stale:
+            print(f"{path} is stale: run `python -m macaw.schema --write`", file=sys.stderr)
+        return 1 if stale else 0
     else:
         sys.stdout.write(text)
     return 0

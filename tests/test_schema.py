@@ -102,3 +102,13 @@ def test_configs_accept_their_own_defaults_and_json_lists_for_every_field():
     assert FewShotConfig.from_dict({}) == FewShotConfig()
     with pytest.raises(ValueError, match="few-shot config: variant: input should be 'wt'"):
         FewShotConfig.from_dict({"variant": "maml"})
+
+
+def test_the_config_readme_documents_every_key_and_is_not_stale():
+    text = (REPO / "config" / "README.md").read_text()
+    assert text == schema.render_reference(text), \
+        "config/README.md is stale: run `python -m macaw.schema --write`"
+    for key in ("`families.<name>.tasks`", "`meta_training.family_params.<name>`",
+                "| `buffer_skip` |", "`meta_training.params.macaw` (MACAWConfig)",
+                "| `finetune_steps` |", "| `eval_rollouts` |", "| `wt_init` |"):
+        assert key in text, key

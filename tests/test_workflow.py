@@ -18,6 +18,7 @@ import h5py
 import numpy as np
 import pandas as pd
 import pytest
+import yaml
 
 from conftest import REPO, repo_env
 from test_export import check_buffer_independently
@@ -329,3 +330,23 @@ def test_every_scale_validates_and_resolves_the_dag(tmp_path, configfile):
     proc = snakemake(work, "-n", "results/summary.md", "--configfile", configfile, check=False)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert "summary" in proc.stdout and "meta_train" in proc.stdout
+
+
+def test_a_custom_config_builds_only_the_families_it_lists(tmp_path):
+    """Its `families` replaces the default's (no ml45 or cheetah-vel leaks in); a figure
+    that needs a family it left out fails with the family's name."""
+    work = copy_workflow(tmp_path)
+    smoke = yaml.safe_load((work / "config" / "smoke.yaml").read_text())
+    custom = {"families": {"walker-params": smoke["families"]["walker-params"]}}
+    (work / "config" / "walker.yaml").write_text(yaml.safe_dump(custom))
+    proc = snakemake(work, "-n", "--configfile", "config/smoke.yaml", "config/walker.yaml")
+    outputs = [line.split(":", 1)[1] for line in proc.stdout.splitlines()
+               if line.strip().startswith("output:")]
+    assert any("results/buffers/walker-params/task00.h5" in o for o in outputs)
+    assert any("results/fig3.pdf" in o for o in outputs)
+    for absent in ("cheetah-vel", "cheetah-dir", "ant-dir", "ml45", "fig4_right", "table1"):
+        assert not any(absent in o for o in outputs), absent
+    proc = snakemake(work, "-n", "results/fig4_right.pdf", "--configfile", "config/smoke.yaml",
+                     "config/walker.yaml", check=False)
+    assert proc.returncode != 0
+    assert "results/fig4_right: needs cheetah-vel" in proc.stdout + proc.stderr

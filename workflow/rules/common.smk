@@ -7,11 +7,16 @@ from snakemake.utils import min_version, validate
 
 from macaw.algos.registry import labels as method_labels, run_method_pattern
 from macaw.envs import get_family
+from macaw.workflow_config import replace_sections
 
 min_version("8.0")
 
 
 configfile: "config/config.yaml"
+
+# A --configfile's `families` replaces the default's instead of merging into it, so a custom
+# config builds exactly the families it lists (macaw/workflow_config.py, config/README.md).
+replace_sections(config, workflow.overwrite_configfiles, workflow.config_settings.config)
 
 
 validate(config, "../schemas/config.schema.yaml")
@@ -128,8 +133,44 @@ def quality_run(method, quality):
     return method if quality == default else f"{method}-{quality}"
 
 
+# The family each cheetah-vel figure and table needs (Fig. 4, Table 1, the diagnostics).
+CHEETAH_VEL_TARGETS = ("fig4_left", "fig4_center", "fig4_right", "table1", "diagnostics")
+
+
+def target_family_missing(target):
+    """Why this config cannot build `target` ("" when it can): a custom config's `families`
+    may leave out the family a figure needs (macaw/workflow_config.py)."""
+    if target in CHEETAH_VEL_TARGETS and "cheetah-vel" not in config["families"]:
+        return "cheetah-vel"
+    if target in ("fig7", "fig9") and "ml45" not in config["families"]:
+        return "ml45"
+    if target in ("fig3", "fig5", "fig8") and not mujoco_families():
+        return "a MuJoCo family (cheetah-dir, cheetah-vel, ant-dir or walker-params)"
+    return ""
+
+
+def built_targets(targets):
+    """The figures and tables of `targets` that this config's families can build."""
+    return [t for t in targets if not target_family_missing(t)]
+
+
+def needs_family(target, files):
+    """An input function's files, or a clear error when the config lacks the family."""
+    def inputs(wildcards=None):
+        name = target if isinstance(target, str) else target(wildcards)
+        missing = target_family_missing(name)
+        if missing:
+            raise ValueError(f"results/{name}: needs {missing}, which this config's "
+                             "`families` does not build")
+        return files(name) if callable(files) else files
+    return inputs
+
+
 def figure_runs(figure):
-    """(panel, label, family, split, run_method) of every curve in a figure."""
+    """(panel, label, family, split, run_method) of every curve in a figure; none when the
+    config does not build the figure's family."""
+    if target_family_missing(figure):
+        return []
     if figure == "fig4_left":
         return [
             (f"{q} data", METHOD_LABELS[m], "cheetah-vel", "standard", quality_run(m, q))
@@ -153,8 +194,6 @@ def figure_runs(figure):
             for m in COMPARISON
         ]
     if figure == "fig7":
-        if "ml45" not in config["families"]:
-            return []
         return [("ML45 test tasks", METHOD_LABELS[m], "ml45", "standard", m) for m in ML45_METHODS]
     if figure == "fig4_right":
         # The panel is the number of training tasks of the split.
@@ -244,7 +283,10 @@ def online_file(method, seed):
 
 
 def online_files():
-    """Table 1's online fine-tuning results, one per method and seed."""
+    """Table 1's online fine-tuning results, one per method and seed (none without
+    cheetah-vel)."""
+    if target_family_missing("table1"):
+        return []
     return [
         online_file(m, seed) for m in ONLINE_METHODS for seed in online_seeds()
     ]

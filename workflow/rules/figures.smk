@@ -3,7 +3,7 @@
 
 rule fig8:
     input:
-        mujoco_buffer_files(),
+        needs_family("fig8", mujoco_buffer_files()),
     output:
         pdf=report("results/fig8.pdf", caption="../report/fig8.rst",
                    category=REPORT_CATEGORIES["fig8"]),
@@ -18,7 +18,7 @@ rule fig8:
 
 rule fig9:
     input:
-        lambda w: buffer_files("ml45"),
+        needs_family("fig9", lambda _: buffer_files("ml45")),
     output:
         pdf=report("results/fig9.pdf", caption="../report/fig9.rst",
                    category=REPORT_CATEGORIES["fig9"]),
@@ -33,7 +33,7 @@ rule fig9:
 
 rule curves_figure:
     input:
-        lambda w: figure_eval_files(w.figure),
+        needs_family(lambda w: w.figure, figure_eval_files),
     output:
         pdf=report("results/{figure}.pdf", caption="../report/curves.rst",
                    category=report_category, subcategory="{figure}"),
@@ -55,7 +55,7 @@ rule curves_figure:
 
 rule fig4_right:
     input:
-        figure_eval_files("fig4_right"),
+        needs_family("fig4_right", figure_eval_files),
     output:
         pdf=report("results/fig4_right.pdf", caption="../report/fig4_right.rst",
                    category=REPORT_CATEGORIES["fig4_right"]),
@@ -75,7 +75,7 @@ rule fig4_right:
 
 rule table1:
     input:
-        online_files(),
+        needs_family("table1", online_files()),
     output:
         csv=report("results/table1.csv", caption="../report/table1.rst",
                    category=REPORT_CATEGORIES["table1"]),
@@ -122,8 +122,8 @@ rule summary:
 
 rule diagnostics:
     input:
-        [f"{run_dir('cheetah-vel', 'standard', m, seed)}/eval.csv"
-         for m in DIAGNOSTIC_METHODS for seed in run_seeds(m)],
+        needs_family("diagnostics", [f"{run_dir('cheetah-vel', 'standard', m, seed)}/eval.csv"
+                                     for m in DIAGNOSTIC_METHODS for seed in run_seeds(m)]),
     output:
         pdf=report("results/diagnostics.pdf", caption="../report/diagnostics.rst",
                    category=REPORT_CATEGORIES["diagnostics"]),
