@@ -15,7 +15,7 @@ rule train_behaviour:
         runtime=lambda w: 60 if config["scale"] == "smoke" else 24 * 60,
         mem_mb=8000,
     conda:
-        "../../environment.yml"
+        "../envs/macaw.yaml"
     log:
         "results/logs/behaviour/{family}.log",
     benchmark:

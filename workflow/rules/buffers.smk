@@ -9,7 +9,7 @@ rule export_buffer:
     params:
         gamma=config["gamma"],
     conda:
-        "../../environment.yml"
+        "../envs/macaw.yaml"
     log:
         "results/logs/buffers/{family}/task{task}.log",
     shell:

@@ -19,7 +19,7 @@ rule fewshot:
         runtime=lambda w: 10 if config["scale"] == "smoke" else 6 * 60,
         mem_mb=4000,
     conda:
-        "../../environment.yml"
+        "../envs/macaw.yaml"
     log:
         "results/logs/fewshot/{variant}/seed{seed}.log",
     benchmark:
@@ -49,7 +49,7 @@ rule fig6:
             for seed in config["fewshot"]["seeds"]
         ),
     conda:
-        "../../environment.yml"
+        "../envs/macaw.yaml"
     log:
         "results/logs/figures/fig6.log",
     shell:

@@ -9,7 +9,7 @@ rule fig8:
                    category=REPORT_CATEGORIES["fig8"]),
         csv="results/fig8.csv",
     conda:
-        "../../environment.yml"
+        "../envs/macaw.yaml"
     log:
         "results/logs/figures/fig8.log",
     shell:
@@ -24,7 +24,7 @@ rule fig9:
                    category=REPORT_CATEGORIES["fig9"]),
         csv="results/fig9.csv",
     conda:
-        "../../environment.yml"
+        "../envs/macaw.yaml"
     log:
         "results/logs/figures/fig9.log",
     shell:
@@ -45,7 +45,7 @@ rule curves_figure:
     wildcard_constraints:
         figure="|".join(CURVE_FIGURES),
     conda:
-        "../../environment.yml"
+        "../envs/macaw.yaml"
     log:
         "results/logs/figures/{figure}.log",
     shell:
@@ -65,7 +65,7 @@ rule fig4_right:
         title=FIGURE_TITLES["fig4_right"],
         last=config["meta_training"].get("final_evals", 3),
     conda:
-        "../../environment.yml"
+        "../envs/macaw.yaml"
     log:
         "results/logs/figures/fig4_right.log",
     shell:
@@ -87,7 +87,7 @@ rule table1:
             for seed in online_seeds()
         ),
     conda:
-        "../../environment.yml"
+        "../envs/macaw.yaml"
     log:
         "results/logs/figures/table1.log",
     shell:
@@ -112,7 +112,7 @@ rule summary:
         runs=summary_run_args(),
         last=config["meta_training"].get("final_evals", 3),
     conda:
-        "../../environment.yml"
+        "../envs/macaw.yaml"
     log:
         "results/logs/figures/summary.log",
     shell:
@@ -135,7 +135,7 @@ rule diagnostics:
             for seed in run_seeds(m)
         ),
     conda:
-        "../../environment.yml"
+        "../envs/macaw.yaml"
     log:
         "results/logs/figures/diagnostics.log",
     shell:

@@ -25,7 +25,7 @@ rule meta_train:
         runtime=lambda w: 30 if config["scale"] == "smoke" else 12 * 60,
         mem_mb=8000,
     conda:
-        "../../environment.yml"
+        "../envs/macaw.yaml"
     log:
         "results/logs/meta_train/{family}/{split}/{method}/seed{seed}.log",
     shell:
@@ -58,7 +58,7 @@ rule online_finetune:
         runtime=lambda w: 30 if config["scale"] == "smoke" else 12 * 60,
         mem_mb=8000,
     conda:
-        "../../environment.yml"
+        "../envs/macaw.yaml"
     log:
         "results/logs/online/{family}/{split}/{method}/seed{seed}.log",
     shell:

@@ -7,7 +7,7 @@ rule make_split:
     params:
         available=lambda w: " ".join(map(str, family_tasks(w.family))),
     conda:
-        "../../environment.yml"
+        "../envs/macaw.yaml"
     log:
         "results/logs/splits/{family}/{split}.log",
     shell:

@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# One figure at the default scale: build it (timed), then copy the small files that back the
+# README's numbers to docs/results/<figure>/ (the figure and its CSV, every run's eval.csv and
+# config.yaml, a summary with IQM / mean / 95 % CIs / adaptation gain / P(MACAW better)).
+#
+#   benchmarks/figure_report.sh build   FIGURE [--configfile FILE]   # snakemake results/FIGURE.pdf
+#   benchmarks/figure_report.sh collect FIGURE                       # results/ -> $OUT
+#
+# collect reads the runs of FAMILIES x SPLITS x METHODS (each seed found) and writes to OUT
+# (default docs/results/FIGURE); e.g. Fig. 3 on two families:
+#   FAMILIES="ant-dir walker-params" METHODS="macaw pearl mt_ft meta_bc" \
+#       benchmarks/figure_report.sh collect fig3
+set -euo pipefail
+cd "$(dirname "$0")/.."
+mode=${1:-}; figure=${2:-}
+[[ -n $figure ]] || { echo "usage: $0 build|collect FIGURE [snakemake args]" >&2; exit 2; }
+shift 2
+OUT=${OUT:-docs/results/$figure}
+FAMILIES=${FAMILIES:-cheetah-vel}
+SPLITS=${SPLITS:-standard}
+METHODS=${METHODS:-macaw mt_ft}
+
+case $mode in
+build)
+    start=$(date +%s)
+    snakemake "results/$figure.pdf" --cores 8 "$@"
+    echo "wall clock: $(( $(date +%s) - start )) s"
+    ;;
+collect)
+    mkdir -p "$OUT/runs"
+    cp "results/$figure.pdf" "results/$figure.csv" "$OUT/"
+    args=()
+    for family in $FAMILIES; do
+        for split in $SPLITS; do
+            for method in $METHODS; do
+                label=$(python -c "from macaw.algos.registry import labels; print(labels()['$method'])")
+                for dir in "results/runs/$family/$split/$method"/seed*; do
+                    [[ -d $dir ]] || continue
+                    seed=${dir##*seed}
+                    dest="$OUT/runs/$family/$split/$method/seed$seed"
+                    mkdir -p "$dest"
+                    cp "$dir/eval.csv" "$dir/config.yaml" "$dest/"
+                    args+=(--run "$family" "$split" "$label" "$seed" "$dir/eval.csv")
+                done
+            done
+        done
+    done
+    macaw summary "${args[@]}" --last 3 --csv "$OUT/summary.csv" --md "$OUT/summary.md"
+    ;;
+*)
+    echo "usage: $0 build|collect FIGURE [snakemake args]" >&2
+    exit 2
+    ;;
+esac
