@@ -42,6 +42,8 @@ def test_env_makes_with_expected_shapes_and_passes_check_env(family):
     assert env.spec.max_episode_steps == 200
     assert env.observation_space.shape == (SHAPES[family][0],)
     assert env.action_space.shape == (SHAPES[family][1],)
+    # The family's recorded sizes (job memory is computed from them, macaw/resources.py).
+    assert (FAMILIES[family].obs_dim, FAMILIES[family].act_dim) == SHAPES[family]
     obs, info = env.reset(seed=0)
     assert obs.shape == (SHAPES[family][0],)
     assert info["task_id"] == 1

@@ -62,6 +62,7 @@ def test_every_task_has_39_dim_observations_4_dim_actions_and_a_success_flag():
     for task in range(50):
         env = make_task_env("ml45", task)
         assert env.observation_space.shape == (39,) and env.action_space.shape == (4,)
+        assert (FAMILIES["ml45"].obs_dim, FAMILIES["ml45"].act_dim) == (39, 4)
         obs, info = env.reset(seed=task)
         assert obs.shape == (39,) and info["task_id"] == task
         obs, reward, terminated, truncated, info = env.step(env.action_space.sample())

@@ -21,6 +21,7 @@ import pytest
 import yaml
 
 from conftest import REPO, repo_env
+from macaw.resources import behaviour_mem_mb
 from test_export import check_buffer_independently
 
 WORKFLOW_FILES = ("Snakefile", "workflow", "config", "profiles", "environment.yml")
@@ -311,13 +312,21 @@ def test_slurm_profile_resolves_the_dag(tmp_path):
     proc = snakemake(work, "--profile", "profiles/slurm", "--configfile", "config/smoke.yaml",
                      "-n", check=False)
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    jobs = {}
+    jobs, outputs = {}, {}
     for block in proc.stdout.split("\nrule ")[1:]:
         rule = block.split(":", 1)[0]
-        resources = next((line for line in block.splitlines()
-                          if line.strip().startswith("resources:")), "")
+        lines = block.splitlines()
+        resources = next((line for line in lines if line.strip().startswith("resources:")), "")
+        output = next((line for line in lines if line.strip().startswith("output:")), "")
         jobs.setdefault(rule, resources)
-    assert "slurm_partition=cpu" in jobs["train_behaviour"] and "mem_mb=32000" in jobs["train_behaviour"]
+        outputs[output] = resources
+    assert "slurm_partition=cpu" in jobs["train_behaviour"]
+    # Memory comes from the config (macaw/resources.py), not from the profile.
+    smoke = yaml.safe_load((work / "config" / "smoke.yaml").read_text())["families"]
+    vel = next(r for o, r in outputs.items() if "behaviour/cheetah-vel/lifetime.h5" in o)
+    want = behaviour_mem_mb("cheetah-vel", len(smoke["cheetah-vel"]["tasks"]),
+                            smoke["cheetah-vel"]["behaviour"]["total_steps"])
+    assert f"mem_mb={want}," in vel, vel
     for rule in ("meta_train", "online_finetune"):
         assert "slurm_partition=gpu" in jobs[rule] and "gpu=1" in jobs[rule], (rule, jobs[rule])
         assert "cpus_per_task" not in jobs[rule]       # the plugin then takes the job's threads

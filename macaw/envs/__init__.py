@@ -46,6 +46,11 @@ class TaskFamily:
     """TimeLimit truncation"""
     success_flag: bool = False
     """``info["success"]`` exists (Meta-World); behaviour training logs per-episode success"""
+    obs_dim: int = 0
+    """observation size (tested against the environment's space; known without building it,
+    which takes half a minute for ML45, so that the workflow can size jobs' memory)"""
+    act_dim: int = 0
+    """action size"""
 
 
 _ENV_CLASSES: dict[str, type[TaskEnv] | type[MetaWorldML45Env] | type[PointGoalEnv]] = {
@@ -60,7 +65,8 @@ _ENV_CLASSES: dict[str, type[TaskEnv] | type[MetaWorldML45Env] | type[PointGoalE
 FAMILIES: dict[str, TaskFamily] = {
     cls.family: TaskFamily(name=cls.family, env_id=env_id, n_tasks=cls.n_tasks,
                            episode_steps=getattr(cls, "episode_steps", EPISODE_STEPS),
-                           success_flag=getattr(cls, "success_flag", False))
+                           success_flag=getattr(cls, "success_flag", False),
+                           obs_dim=cls.obs_dim, act_dim=cls.act_dim)
     for env_id, cls in _ENV_CLASSES.items()
 }
 

@@ -30,6 +30,7 @@ class AntDirEnv(TaskEnv, AntEnv):
 
     family = "ant-dir"
     n_tasks = ANT_DIR_N_TASKS
+    obs_dim, act_dim = 27, 8
 
     def __init__(self, task_id: int, include_cfrc_ext_in_observation: bool = False, **kwargs: Any):
         super().__init__(

@@ -42,6 +42,7 @@ class HalfCheetahDirEnv(HalfCheetahTaskEnv):
 
     family = "cheetah-dir"
     n_tasks = 2
+    obs_dim, act_dim = 17, 6
 
     @classmethod
     def params_for(cls, task_id: int) -> dict[str, Any]:
@@ -57,6 +58,7 @@ class HalfCheetahVelEnv(HalfCheetahTaskEnv):
 
     family = "cheetah-vel"
     n_tasks = 40
+    obs_dim, act_dim = 17, 6
 
     @classmethod
     def params_for(cls, task_id: int) -> dict[str, Any]:

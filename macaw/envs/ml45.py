@@ -189,6 +189,7 @@ class MetaWorldML45Env(gymnasium.Env, EzPickle):
     family = FAMILY
     n_tasks = N_TRAIN + N_TEST
     episode_steps = MAX_PATH_LENGTH
+    obs_dim, act_dim = 39, 4
     success_flag = True
     metadata = {"render_modes": []}
 

@@ -28,6 +28,7 @@ class PointGoalEnv(gymnasium.Env):
     family = "point-goal"
     n_tasks = 40
     episode_steps = 20
+    obs_dim, act_dim = 2, 2
 
     def __init__(self, task_id: int):
         self.task_id = check_task_id(self.family, task_id, self.n_tasks)

@@ -50,6 +50,7 @@ class Walker2dParamsEnv(TaskEnv, Walker2dEnv):
 
     family = "walker-params"
     n_tasks = WALKER_PARAMS_N_TASKS
+    obs_dim, act_dim = 17, 6
 
     def __init__(self, task_id: int, **kwargs: Any):
         super().__init__(task_id, **kwargs)

@@ -13,7 +13,7 @@ rule train_behaviour:
     threads: job_threads
     resources:
         runtime=lambda w: 60 if config["scale"] == "smoke" else 24 * 60,
-        mem_mb=8000,
+        mem_mb=behaviour_mem_mb,
     conda:
         "../envs/macaw.yaml"
     log:

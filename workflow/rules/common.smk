@@ -48,6 +48,23 @@ def family_tasks(family):
     return sorted(tasks)
 
 
+def behaviour_mem_mb(wildcards):
+    """A behaviour job's memory: every task's lifetime is kept in memory (macaw/resources.py)."""
+    from macaw.resources import behaviour_mem_mb
+
+    family = wildcards.family
+    steps = config["families"][family]["behaviour"]["total_steps"]
+    return behaviour_mem_mb(family, len(family_tasks(family)), steps)
+
+
+def data_mem_mb(family, buffers):
+    """A job's memory when it loads `buffers` of `family` (macaw/resources.py)."""
+    from macaw.resources import meta_train_mem_mb
+
+    steps = config["families"][family]["behaviour"]["total_steps"]
+    return meta_train_mem_mb(family, len(buffers), steps)
+
+
 def buffer_files(family):
     return [f"results/buffers/{family}/task{t:02d}.h5" for t in family_tasks(family)]
 

@@ -23,7 +23,7 @@ rule meta_train:
     resources:
         gpu=1,
         runtime=lambda w: 30 if config["scale"] == "smoke" else 12 * 60,
-        mem_mb=8000,
+        mem_mb=lambda w: data_mem_mb(w.family, split_buffer_files(w.family, w.split)),
     conda:
         "../envs/macaw.yaml"
     log:
@@ -56,7 +56,7 @@ rule online_finetune:
     threads: job_threads
     resources:
         runtime=lambda w: 30 if config["scale"] == "smoke" else 12 * 60,
-        mem_mb=8000,
+        mem_mb=lambda w: data_mem_mb(w.family, split_test_buffer_files(w.family, w.split)),
     conda:
         "../envs/macaw.yaml"
     log:
