@@ -13,6 +13,10 @@ every checkpoint makes checkpointing quadratic in the run length (a paper-scale 
 lifetime would be rewritten hundreds of times). :class:`SegmentStore` writes only the rows
 added since the last checkpoint, as one ``.npz`` segment per checkpoint (each written
 atomically, loaded with ``allow_pickle=False``), so a run's total checkpoint I/O is linear.
+
+**Seeding.** :func:`stream_generators` derives independent random streams from
+``numpy.random.SeedSequence`` (a run seed plus a key such as a task id) instead of seed
+arithmetic, so that a task's stream is the same whichever other tasks run beside it.
 """
 
 from __future__ import annotations
@@ -59,6 +63,14 @@ def _decode(value: Any) -> Any:
     if isinstance(value, tuple):
         return tuple(_decode(v) for v in value)
     return value
+
+
+def stream_generators(seed: int, *key: int) -> tuple[torch.Generator, np.random.Generator]:
+    """A torch and a NumPy generator for stream ``key`` of run ``seed``, independent of every
+    other key's (``SeedSequence(seed, spawn_key=key)``, one child for each library)."""
+    torch_seq, numpy_seq = np.random.SeedSequence(seed, spawn_key=tuple(key)).spawn(2)
+    torch_gen = torch.Generator().manual_seed(int(torch_seq.generate_state(1, np.uint64)[0]))
+    return torch_gen, np.random.default_rng(numpy_seq)
 
 
 def save_state(path: str | os.PathLike, state: dict) -> None:

@@ -242,6 +242,10 @@ def build_schema() -> dict:
                                "type": "array", "minItems": 1, "uniqueItems": True,
                                "items": {"enum": split_names}},
                     "behaviour": {"$ref": "#/definitions/behaviour"},
+                    "tasks_per_job": {"type": "integer", "minimum": 1,
+                                      "description": "train the family's behaviour policies "
+                                      "in jobs of this many tasks (default: all in one job); a "
+                                      "task's data does not depend on it"},
                 },
             },
             "behaviour": behaviour,

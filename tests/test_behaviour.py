@@ -283,3 +283,22 @@ def test_diverged_behaviour_run_saves_nothing(tmp_path, monkeypatch):
                                                  r"finite at step 200"):
         train_behaviour(_cfg(), out / "lifetime.h5", out / "policy.pt", progress=False)
     assert not (out / "resume.pt").exists() and not (out / "lifetime.h5").exists()
+
+
+@pytest.mark.parametrize("algorithm", ["td3", "sac"])
+def test_a_tasks_lifetime_does_not_depend_on_the_tasks_beside_it(tmp_path, algorithm):
+    """The workflow may train a family's tasks in chunks (families.<f>.tasks_per_job): given the
+    seed, task 5's data and task 0's are bit-identical whether trained together or alone."""
+    def lifetime(tasks):
+        out = tmp_path / algorithm / "-".join(map(str, tasks))
+        cfg = _cfg(tasks=tasks, algorithm=algorithm, total_steps=500, checkpoint_every=0)
+        path = train_behaviour(cfg, out / "lifetime.h5", out / "policy.pt", progress=False)
+        with h5py.File(path) as f:
+            return {f"task{t:02d}": {k: f[f"task{t:02d}"][k][()] for k in f[f"task{t:02d}"]}
+                    for t in tasks}
+
+    together = lifetime([0, 5])
+    for task in (0, 5):
+        alone = lifetime([task])[f"task{task:02d}"]
+        for key, value in together[f"task{task:02d}"].items():
+            np.testing.assert_array_equal(alone[key], value, err_msg=f"task {task} {key}")

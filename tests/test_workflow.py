@@ -323,7 +323,7 @@ def test_slurm_profile_resolves_the_dag(tmp_path):
     assert "slurm_partition=cpu" in jobs["train_behaviour"]
     # Memory comes from the config (macaw/resources.py), not from the profile.
     smoke = yaml.safe_load((work / "config" / "smoke.yaml").read_text())["families"]
-    vel = next(r for o, r in outputs.items() if "behaviour/cheetah-vel/lifetime.h5" in o)
+    vel = next(r for o, r in outputs.items() if "behaviour/cheetah-vel/chunk0/lifetime.h5" in o)
     want = behaviour_mem_mb("cheetah-vel", len(smoke["cheetah-vel"]["tasks"]),
                             smoke["cheetah-vel"]["behaviour"]["total_steps"])
     assert f"mem_mb={want}," in vel, vel
@@ -359,3 +359,21 @@ def test_a_custom_config_builds_only_the_families_it_lists(tmp_path):
                      "config/walker.yaml", check=False)
     assert proc.returncode != 0
     assert "results/fig4_right: needs cheetah-vel" in proc.stdout + proc.stderr
+
+
+def test_behaviour_is_split_into_jobs_of_tasks_per_job(tmp_path):
+    """families.<f>.tasks_per_job: 5 cheetah-vel tasks in jobs of 2 are 3 behaviour jobs, and
+    each task's buffer is exported from the chunk that trained it."""
+    work = copy_workflow(tmp_path)
+    smoke = yaml.safe_load((work / "config" / "smoke.yaml").read_text())
+    vel = {**smoke["families"]["cheetah-vel"], "tasks_per_job": 2}
+    (work / "config" / "chunks.yaml").write_text(yaml.safe_dump({"families": {"cheetah-vel": vel}}))
+    proc = snakemake(work, "-n", "-p", "buffers", "--configfile", "config/smoke.yaml",
+                     "config/chunks.yaml")
+    commands = [line.split("Shell command: ", 1)[1] for line in proc.stdout.splitlines()
+                if line.startswith("Shell command: macaw ")]
+    behaviour = sorted(c for c in commands if c.startswith("macaw train-behaviour"))
+    assert [c.split("--tasks ")[1].split(" --")[0] for c in behaviour] == ["0 2", "26", "7 16"]
+    assert all(f"chunk{k}/lifetime.h5" in c for k, c in zip((0, 2, 1), behaviour))
+    export = next(c for c in commands if "--task 26 " in c)
+    assert "--lifetime results/behaviour/cheetah-vel/chunk2/lifetime.h5" in export

@@ -5,7 +5,9 @@ Both agents here follow CleanRL's single-task scripts (``sac_continuous_action.p
 ``td3_continuous_action.py``) line for line, with a leading task dimension ``T`` on every
 tensor: observations ``(T, B, obs_dim)``, actions ``(T, B, act_dim)``, rewards ``(T, B)``.
 Losses are sums over tasks of per-task means, so task ``t``'s networks see exactly the
-gradients they would see if trained alone (see :mod:`macaw.behaviour.ensemble`).
+gradients they would see if trained alone (see :mod:`macaw.behaviour.ensemble`), and every
+random draw of task ``t`` (initial weights, exploration and policy noise) comes from its own
+generator, so that a task's training does not depend on which tasks share its ensemble.
 
 Actions live in ``[-1, 1]`` (all four MuJoCo families have that action box).
 """
@@ -18,7 +20,7 @@ from typing import NamedTuple
 import torch
 import torch.nn.functional as F
 
-from macaw.behaviour.ensemble import EnsembleMLP, polyak_update
+from macaw.behaviour.ensemble import EnsembleMLP, member_randn, polyak_update
 
 LOG_STD_MIN, LOG_STD_MAX = -5.0, 2.0
 
@@ -36,10 +38,12 @@ class TransitionBatch(NamedTuple):
 class TwinCritic(torch.nn.Module):
     """Two Q-networks per task, stored as one ensemble of ``2T`` members."""
 
-    def __init__(self, n_tasks: int, obs_dim: int, act_dim: int, hidden: list[int]):
+    def __init__(self, n_tasks: int, obs_dim: int, act_dim: int, hidden: list[int],
+                 generators: list[torch.Generator | None] | None = None):
         super().__init__()
         self.n_tasks = n_tasks
-        self.net = EnsembleMLP(2 * n_tasks, obs_dim + act_dim, hidden, 1)
+        gens = list(generators or [None] * n_tasks)
+        self.net = EnsembleMLP(2 * n_tasks, obs_dim + act_dim, hidden, 1, gens + gens)
 
     def forward(self, obs: torch.Tensor, act: torch.Tensor) -> torch.Tensor:
         """Returns ``(2, T, B)``: Q1 and Q2 for every task."""
@@ -70,10 +74,14 @@ class EnsembleSAC:
 
     def __init__(self, n_tasks: int, obs_dim: int, act_dim: int, hidden: list[int],
                  lr_actor: float = 3e-4, lr_critic: float = 1e-3, gamma: float = 0.99,
-                 tau: float = 0.005, policy_delay: int = 2, **_unused):
+                 tau: float = 0.005, policy_delay: int = 2,
+                 generators: list[torch.Generator | None] | None = None, **_unused):
+        """``generators``: one per task, for its initial weights and noise (None: torch's
+        global generator)."""
         self.gamma, self.tau, self.policy_delay = gamma, tau, policy_delay
-        self.actor = EnsembleMLP(n_tasks, obs_dim, hidden, 2 * act_dim)
-        self.critic = TwinCritic(n_tasks, obs_dim, act_dim, hidden)
+        self.generators = list(generators or [None] * n_tasks)
+        self.actor = EnsembleMLP(n_tasks, obs_dim, hidden, 2 * act_dim, self.generators)
+        self.critic = TwinCritic(n_tasks, obs_dim, act_dim, hidden, self.generators)
         self.critic_target = copy.deepcopy(self.critic).requires_grad_(False)
         self.log_alpha = torch.zeros(n_tasks, requires_grad=True)
         self.target_entropy = -float(act_dim)
@@ -87,7 +95,7 @@ class EnsembleSAC:
         mean, log_std = self.actor(obs).chunk(2, dim=-1)
         log_std = LOG_STD_MIN + 0.5 * (LOG_STD_MAX - LOG_STD_MIN) * (torch.tanh(log_std) + 1)
         std = log_std.exp()
-        pre_tanh = mean + std * torch.randn_like(mean)
+        pre_tanh = mean + std * member_randn(mean.shape, self.generators)
         action = torch.tanh(pre_tanh)
         log_prob = (-0.5 * ((pre_tanh - mean) / std) ** 2 - log_std
                     - 0.5 * torch.log(torch.tensor(2 * torch.pi))).sum(-1)
@@ -158,13 +166,17 @@ class EnsembleTD3:
     def __init__(self, n_tasks: int, obs_dim: int, act_dim: int, hidden: list[int],
                  lr_actor: float = 3e-4, lr_critic: float = 3e-4, gamma: float = 0.99,
                  tau: float = 0.005, policy_delay: int = 2, exploration_noise: float = 0.1,
-                 policy_noise: float = 0.2, noise_clip: float = 0.5, **_unused):
+                 policy_noise: float = 0.2, noise_clip: float = 0.5,
+                 generators: list[torch.Generator | None] | None = None, **_unused):
+        """``generators``: one per task, for its initial weights and noise (None: torch's
+        global generator)."""
         self.gamma, self.tau, self.policy_delay = gamma, tau, policy_delay
         self.exploration_noise, self.policy_noise, self.noise_clip = (
             exploration_noise, policy_noise, noise_clip)
-        self.actor = EnsembleMLP(n_tasks, obs_dim, hidden, act_dim)
+        self.generators = list(generators or [None] * n_tasks)
+        self.actor = EnsembleMLP(n_tasks, obs_dim, hidden, act_dim, self.generators)
         self.actor_target = copy.deepcopy(self.actor).requires_grad_(False)
-        self.critic = TwinCritic(n_tasks, obs_dim, act_dim, hidden)
+        self.critic = TwinCritic(n_tasks, obs_dim, act_dim, hidden, self.generators)
         self.critic_target = copy.deepcopy(self.critic).requires_grad_(False)
         self.actor_opt = torch.optim.Adam(self.actor.parameters(), lr=lr_actor)
         self.critic_opt = torch.optim.Adam(self.critic.parameters(), lr=lr_critic)
@@ -174,13 +186,14 @@ class EnsembleTD3:
     def act(self, obs: torch.Tensor, deterministic: bool = False) -> torch.Tensor:
         action = torch.tanh(self.actor(obs.unsqueeze(1))).squeeze(1)
         if not deterministic:
-            action = (action + self.exploration_noise * torch.randn_like(action)).clamp(-1, 1)
+            noise = member_randn(action.shape, self.generators)
+            action = (action + self.exploration_noise * noise).clamp(-1, 1)
         return action
 
     def update(self, batch: TransitionBatch) -> dict[str, float]:
         with torch.no_grad():
             next_action = torch.tanh(self.actor_target(batch.next_observations))
-            noise = (self.policy_noise * torch.randn_like(next_action)).clamp(
+            noise = (self.policy_noise * member_randn(next_action.shape, self.generators)).clamp(
                 -self.noise_clip, self.noise_clip)
             next_action = (next_action + noise).clamp(-1, 1)
             q_next = self.critic_target(batch.next_observations, next_action).min(0).values

@@ -42,7 +42,8 @@ from macaw.fields import (NonNegativeInt, PositiveFloat, PositiveInt, UnitFracti
                           config_class, parse_config)
 from macaw.io import atomic_path
 from macaw.provenance import provenance
-from macaw.runs import SegmentStore, config_differences, load_state, save_state
+from macaw.runs import (SegmentStore, config_differences, load_state, save_state,
+                        stream_generators)
 
 log = logging.getLogger(__name__)
 
@@ -190,9 +191,10 @@ class LifetimeReplay:
             self.data[k][:, self.size] = torch.from_numpy(np.asarray(step[k]))
         self.size += 1
 
-    def sample(self, batch_size: int, generator: torch.Generator) -> TransitionBatch:
-        n_tasks = self.task_index.shape[0]
-        idx = torch.randint(0, self.size, (n_tasks, batch_size), generator=generator)
+    def sample(self, batch_size: int, generators: list[torch.Generator]) -> TransitionBatch:
+        """``batch_size`` uniform rows of every task, task ``t``'s from ``generators[t]``."""
+        idx = torch.stack([torch.randint(0, self.size, (batch_size,), generator=g)
+                           for g in generators])
         d, t = self.data, self.task_index
         return TransitionBatch(d["observations"][t, idx], d["actions"][t, idx],
                                d["rewards"][t, idx], d["next_observations"][t, idx],
@@ -219,15 +221,18 @@ def train_behaviour(cfg: BehaviourConfig, lifetime_path: Path, policy_path: Path
     checkpoint_path = Path(checkpoint_path or lifetime_path.with_name("resume.pt"))
     lifetime_path.parent.mkdir(parents=True, exist_ok=True)
 
-    torch.manual_seed(cfg.seed)
-    rng = np.random.default_rng(cfg.seed)
-    sample_gen = torch.Generator().manual_seed(cfg.seed + 1)
+    # One torch and one NumPy stream per task (SeedSequence of the seed and the task id), for
+    # its initial weights, noise, random actions and replay batches: a task's lifetime is
+    # bit-identical whichever tasks share its ensemble (workflow: families.<f>.tasks_per_job).
+    streams = [stream_generators(cfg.seed, task) for task in cfg.tasks]
+    torch_gens = [s[0] for s in streams]
+    numpy_gens = [s[1] for s in streams]
     envs = TaskEnvs(cfg.family, cfg.tasks, cfg.seed)
     obs_dim = envs.envs[0].observation_space.shape[0]
     act_dim = envs.envs[0].action_space.shape[0]
     agent = AGENTS[cfg.algorithm](len(cfg.tasks), obs_dim, act_dim, list(cfg.hidden),
                                   lr_actor=cfg.lr_actor, lr_critic=cfg.lr_critic,
-                                  gamma=cfg.gamma, tau=cfg.tau)
+                                  gamma=cfg.gamma, tau=cfg.tau, generators=torch_gens)
     replay = LifetimeReplay(len(cfg.tasks), cfg.total_steps, obs_dim, act_dim)
     # (return, end step, success) of every finished episode of every task
     episodes: list[list[tuple[float, int, bool]]] = [[] for _ in cfg.tasks]
@@ -249,9 +254,10 @@ def train_behaviour(cfg: BehaviourConfig, lifetime_path: Path, policy_path: Path
         episodes = [[tuple(e) for e in ep] for ep in ckpt["episodes"]]
         envs.set_state(ckpt["envs"], ckpt["obs"], ckpt["ep_return"], ckpt["ep_length"],
                        ckpt["ep_success"])
-        torch.set_rng_state(ckpt["torch_rng"])
-        rng.bit_generator.state = ckpt["numpy_rng"]
-        sample_gen.set_state(ckpt["sample_rng"])
+        for g, state in zip(torch_gens, ckpt["torch_rngs"]):
+            g.set_state(state)
+        for g, state in zip(numpy_gens, ckpt["numpy_rngs"]):
+            g.bit_generator.state = state
         log.info("%s: resumed from %s at step %d", cfg.family, checkpoint_path, start)
     else:
         segments.remove()       # left by a run killed before its first checkpoint
@@ -268,8 +274,8 @@ def train_behaviour(cfg: BehaviourConfig, lifetime_path: Path, policy_path: Path
             "episodes": episodes, "envs": envs.get_state(), "obs": envs.obs.copy(),
             "ep_return": envs.episode_return.copy(), "ep_length": envs.episode_length.copy(),
             "ep_success": envs.episode_success.copy(),
-            "torch_rng": torch.get_rng_state(), "numpy_rng": rng.bit_generator.state,
-            "sample_rng": sample_gen.get_state(),
+            "torch_rngs": [g.get_state() for g in torch_gens],
+            "numpy_rngs": [g.bit_generator.state for g in numpy_gens],
         })
         saved["step"] = step
 
@@ -279,7 +285,8 @@ def train_behaviour(cfg: BehaviourConfig, lifetime_path: Path, policy_path: Path
                unit="step", dynamic_ncols=True)
     for step in range(start, cfg.total_steps):
         if step < cfg.learning_starts:
-            actions = rng.uniform(-1.0, 1.0, size=(len(cfg.tasks), act_dim)).astype(np.float32)
+            actions = np.stack([g.uniform(-1.0, 1.0, size=act_dim) for g in numpy_gens]
+                               ).astype(np.float32)
         else:
             actions = agent.act(torch.from_numpy(envs.obs)).numpy()
         obs, next_obs, rewards, terminals, timeouts, finished = envs.step(actions)
@@ -288,7 +295,7 @@ def train_behaviour(cfg: BehaviourConfig, lifetime_path: Path, policy_path: Path
         for i, ret, _, success in finished:
             episodes[i].append((float(ret), step + 1, success))
         if step + 1 >= cfg.learning_starts:
-            agent.update(replay.sample(cfg.batch_size, sample_gen))
+            agent.update(replay.sample(cfg.batch_size, torch_gens))
         bar.update(1)
         if (step + 1) % cfg.log_every == 0 or step + 1 == cfg.total_steps:
             last = [ep[-1][0] if ep else float("nan") for ep in episodes]

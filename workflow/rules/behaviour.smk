@@ -1,13 +1,14 @@
-# Stage 1: one behaviour policy per task, all tasks of a family trained as one batched
-# ensemble; the lifetime of every task is kept (macaw.behaviour).
+# Stage 1: one behaviour policy per task, the tasks of a family trained as batched ensembles of
+# families.<family>.tasks_per_job tasks (default: all in one job); the lifetime of every task is
+# kept (macaw.behaviour). A task's data does not depend on the chunking (tests/test_behaviour.py).
 
 
 rule train_behaviour:
     output:
-        lifetime="results/behaviour/{family}/lifetime.h5",
-        policy="results/behaviour/{family}/policy.pt",
+        lifetime="results/behaviour/{family}/chunk{chunk}/lifetime.h5",
+        policy="results/behaviour/{family}/chunk{chunk}/policy.pt",
     params:
-        tasks=lambda w: " ".join(map(str, family_tasks(w.family))),
+        tasks=lambda w: " ".join(map(str, behaviour_chunks(w.family)[int(w.chunk)])),
         behaviour=lambda w: json.dumps(config["families"][w.family]["behaviour"]),
         seed=config["seed"],
     threads: job_threads
@@ -16,10 +17,12 @@ rule train_behaviour:
         mem_mb=behaviour_mem_mb,
     conda:
         "../envs/macaw.yaml"
+    wildcard_constraints:
+        chunk=r"\d+",
     log:
-        "results/logs/behaviour/{family}.log",
+        "results/logs/behaviour/{family}/chunk{chunk}.log",
     benchmark:
-        "results/benchmarks/behaviour/{family}.tsv"
+        "results/benchmarks/behaviour/{family}/chunk{chunk}.tsv"
     shell:
         "macaw train-behaviour --family {wildcards.family} --tasks {params.tasks}"
         " --params {params.behaviour:q} --seed {params.seed} --threads {threads}"

@@ -3,7 +3,7 @@
 
 rule export_buffer:
     input:
-        "results/behaviour/{family}/lifetime.h5",
+        lambda w: behaviour_chunk_file(w.family, int(w.task)),
     output:
         "results/buffers/{family}/task{task}.h5",
     params:

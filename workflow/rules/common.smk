@@ -48,13 +48,28 @@ def family_tasks(family):
     return sorted(tasks)
 
 
+def behaviour_chunks(family):
+    """The family's tasks in behaviour jobs of families.<family>.tasks_per_job (default: one
+    job for all); chunk k is results/behaviour/<family>/chunk<k>/."""
+    tasks = family_tasks(family)
+    size = config["families"][family].get("tasks_per_job") or len(tasks)
+    return [tasks[i:i + size] for i in range(0, len(tasks), size)]
+
+
+def behaviour_chunk_file(family, task):
+    """The lifetime file that holds `task`'s data."""
+    chunk = next(k for k, tasks in enumerate(behaviour_chunks(family)) if task in tasks)
+    return f"results/behaviour/{family}/chunk{chunk}/lifetime.h5"
+
+
 def behaviour_mem_mb(wildcards):
-    """A behaviour job's memory: every task's lifetime is kept in memory (macaw/resources.py)."""
+    """A behaviour job's memory: every task of its chunk keeps its lifetime in memory
+    (macaw/resources.py)."""
     from macaw.resources import behaviour_mem_mb
 
     family = wildcards.family
     steps = config["families"][family]["behaviour"]["total_steps"]
-    return behaviour_mem_mb(family, len(family_tasks(family)), steps)
+    return behaviour_mem_mb(family, len(behaviour_chunks(family)[int(wildcards.chunk)]), steps)
 
 
 def data_mem_mb(family, buffers):
