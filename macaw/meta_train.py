@@ -50,7 +50,7 @@ from macaw.evaluate import evaluate_tasks
 from macaw.fields import NonNegativeInt, PositiveInt, config_class, parse_config
 from macaw.io import atomic_path
 from macaw.provenance import provenance
-from macaw.runs import config_differences, load_state, save_state
+from macaw.runs import config_differences, load_state, pick_device, save_state
 
 log = logging.getLogger(__name__)
 
@@ -135,14 +135,6 @@ def build_learner(cfg: MetaTrainConfig, obs_dim: int, act_dim: int, n_train_task
     return registry.build(cfg, obs_dim, act_dim, n_train_tasks).to(device)
 
 
-def pick_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise ValueError("meta-training config: device 'cuda' requested but CUDA is unavailable")
-    return torch.device(name)
-
-
 def _rng_state(rng: np.random.Generator) -> dict:
     return {"numpy": rng.bit_generator.state, "torch": torch.get_rng_state()}
 
@@ -219,7 +211,7 @@ def run_meta_training(cfg: MetaTrainConfig, train_buffers: list[Path],
     because training never draws from the evaluation's RNG. Returns the path of ``eval.csv``."""
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
-    device = pick_device(cfg.device)
+    device = pick_device(cfg.device, "meta-training config")
     torch.manual_seed(cfg.seed)
     rng = np.random.default_rng(cfg.seed)
     train, test = ([TaskData.for_run(p, cfg, device) for p in paths]
@@ -354,7 +346,7 @@ def load_finished_run(run_dir: Path, test_buffers: list[Path],
     resolved = yaml.safe_load((run_dir / "config.yaml").read_text())
     meta = MetaTrainConfig.from_dict({f.name: resolved[f.name]
                                       for f in dataclasses.fields(MetaTrainConfig)})
-    device = pick_device(meta.device)
+    device = pick_device(meta.device, "meta-training config")
     ckpt = load_state(run_dir / "checkpoint.pt", map_location=device)
     if ckpt["step"] != meta.steps:
         raise ValueError(f"{run_dir}/checkpoint.pt: meta-training stopped at step "

@@ -65,6 +65,16 @@ def _decode(value: Any) -> Any:
     return value
 
 
+def pick_device(name: str, where: str) -> torch.device:
+    """``auto`` (CUDA when present), ``cpu`` or ``cuda``; ``where`` names the config in the error
+    when CUDA is asked for and absent."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"{where}: device 'cuda' requested but CUDA is unavailable")
+    return torch.device(name)
+
+
 def stream_generators(seed: int, *key: int) -> tuple[torch.Generator, np.random.Generator]:
     """A torch and a NumPy generator for stream ``key`` of run ``seed``, independent of every
     other key's (``SeedSequence(seed, spawn_key=key)``, one child for each library)."""

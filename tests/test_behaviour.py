@@ -302,3 +302,11 @@ def test_a_tasks_lifetime_does_not_depend_on_the_tasks_beside_it(tmp_path, algor
         alone = lifetime([task])[f"task{task:02d}"]
         for key, value in together[f"task{task:02d}"].items():
             np.testing.assert_array_equal(alone[key], value, err_msg=f"task {task} {key}")
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the error on a machine without CUDA")
+def test_asking_for_cuda_without_it_names_the_config(tmp_path):
+    with pytest.raises(ValueError, match="behaviour config of 'cheetah-vel': device 'cuda' "
+                                         "requested but CUDA is unavailable"):
+        train_behaviour(_cfg(device="cuda"), tmp_path / "l.h5", tmp_path / "p.pt",
+                        progress=False)

@@ -75,15 +75,16 @@ class EnsembleSAC:
     def __init__(self, n_tasks: int, obs_dim: int, act_dim: int, hidden: list[int],
                  lr_actor: float = 3e-4, lr_critic: float = 1e-3, gamma: float = 0.99,
                  tau: float = 0.005, policy_delay: int = 2,
-                 generators: list[torch.Generator | None] | None = None, **_unused):
-        """``generators``: one per task, for its initial weights and noise (None: torch's
-        global generator)."""
+                 generators: list[torch.Generator | None] | None = None,
+                 device: torch.device | str = "cpu", **_unused):
+        """``generators``: one per task (CPU), for its initial weights and noise (None: torch's
+        global generator); the networks live on ``device``."""
         self.gamma, self.tau, self.policy_delay = gamma, tau, policy_delay
         self.generators = list(generators or [None] * n_tasks)
-        self.actor = EnsembleMLP(n_tasks, obs_dim, hidden, 2 * act_dim, self.generators)
-        self.critic = TwinCritic(n_tasks, obs_dim, act_dim, hidden, self.generators)
+        self.actor = EnsembleMLP(n_tasks, obs_dim, hidden, 2 * act_dim, self.generators).to(device)
+        self.critic = TwinCritic(n_tasks, obs_dim, act_dim, hidden, self.generators).to(device)
         self.critic_target = copy.deepcopy(self.critic).requires_grad_(False)
-        self.log_alpha = torch.zeros(n_tasks, requires_grad=True)
+        self.log_alpha = torch.zeros(n_tasks, device=device, requires_grad=True)
         self.target_entropy = -float(act_dim)
         self.actor_opt = torch.optim.Adam(self.actor.parameters(), lr=lr_actor)
         self.critic_opt = torch.optim.Adam(self.critic.parameters(), lr=lr_critic)
@@ -95,7 +96,7 @@ class EnsembleSAC:
         mean, log_std = self.actor(obs).chunk(2, dim=-1)
         log_std = LOG_STD_MIN + 0.5 * (LOG_STD_MAX - LOG_STD_MIN) * (torch.tanh(log_std) + 1)
         std = log_std.exp()
-        pre_tanh = mean + std * member_randn(mean.shape, self.generators)
+        pre_tanh = mean + std * member_randn(mean.shape, self.generators).to(mean.device)
         action = torch.tanh(pre_tanh)
         log_prob = (-0.5 * ((pre_tanh - mean) / std) ** 2 - log_std
                     - 0.5 * torch.log(torch.tensor(2 * torch.pi))).sum(-1)
@@ -167,16 +168,17 @@ class EnsembleTD3:
                  lr_actor: float = 3e-4, lr_critic: float = 3e-4, gamma: float = 0.99,
                  tau: float = 0.005, policy_delay: int = 2, exploration_noise: float = 0.1,
                  policy_noise: float = 0.2, noise_clip: float = 0.5,
-                 generators: list[torch.Generator | None] | None = None, **_unused):
-        """``generators``: one per task, for its initial weights and noise (None: torch's
-        global generator)."""
+                 generators: list[torch.Generator | None] | None = None,
+                 device: torch.device | str = "cpu", **_unused):
+        """``generators``: one per task (CPU), for its initial weights and noise (None: torch's
+        global generator); the networks live on ``device``."""
         self.gamma, self.tau, self.policy_delay = gamma, tau, policy_delay
         self.exploration_noise, self.policy_noise, self.noise_clip = (
             exploration_noise, policy_noise, noise_clip)
         self.generators = list(generators or [None] * n_tasks)
-        self.actor = EnsembleMLP(n_tasks, obs_dim, hidden, act_dim, self.generators)
+        self.actor = EnsembleMLP(n_tasks, obs_dim, hidden, act_dim, self.generators).to(device)
         self.actor_target = copy.deepcopy(self.actor).requires_grad_(False)
-        self.critic = TwinCritic(n_tasks, obs_dim, act_dim, hidden, self.generators)
+        self.critic = TwinCritic(n_tasks, obs_dim, act_dim, hidden, self.generators).to(device)
         self.critic_target = copy.deepcopy(self.critic).requires_grad_(False)
         self.actor_opt = torch.optim.Adam(self.actor.parameters(), lr=lr_actor)
         self.critic_opt = torch.optim.Adam(self.critic.parameters(), lr=lr_critic)
@@ -186,14 +188,15 @@ class EnsembleTD3:
     def act(self, obs: torch.Tensor, deterministic: bool = False) -> torch.Tensor:
         action = torch.tanh(self.actor(obs.unsqueeze(1))).squeeze(1)
         if not deterministic:
-            noise = member_randn(action.shape, self.generators)
+            noise = member_randn(action.shape, self.generators).to(action.device)
             action = (action + self.exploration_noise * noise).clamp(-1, 1)
         return action
 
     def update(self, batch: TransitionBatch) -> dict[str, float]:
         with torch.no_grad():
             next_action = torch.tanh(self.actor_target(batch.next_observations))
-            noise = (self.policy_noise * member_randn(next_action.shape, self.generators)).clamp(
+            noise = member_randn(next_action.shape, self.generators).to(next_action.device)
+            noise = (self.policy_noise * noise).clamp(
                 -self.noise_clip, self.noise_clip)
             next_action = (next_action + noise).clamp(-1, 1)
             q_next = self.critic_target(batch.next_observations, next_action).min(0).values

@@ -42,7 +42,7 @@ from macaw.fields import (NonNegativeInt, PositiveFloat, PositiveInt, UnitFracti
                           config_class, parse_config)
 from macaw.io import atomic_path
 from macaw.provenance import provenance
-from macaw.runs import (SegmentStore, config_differences, load_state, save_state,
+from macaw.runs import (SegmentStore, config_differences, load_state, pick_device, save_state,
                         stream_generators)
 
 log = logging.getLogger(__name__)
@@ -77,7 +77,10 @@ class BehaviourConfig:
     tau: UnitFraction = 0.005
     """Polyak rate of the target networks."""
     seed: NonNegativeInt = 0
-    """Seeds torch, numpy and every environment."""
+    """Seeds every task's random streams and environment."""
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    """Where the ensemble's networks train: ``auto`` (CUDA when present), ``cpu`` or ``cuda``.
+    The replay and the random streams stay on the CPU, so the noise is the same on both."""
     checkpoint_every: NonNegativeInt = 5_000
     """Save a resumable checkpoint every this many steps (0: never)."""
     log_every: PositiveInt = 1_000
@@ -230,9 +233,11 @@ def train_behaviour(cfg: BehaviourConfig, lifetime_path: Path, policy_path: Path
     envs = TaskEnvs(cfg.family, cfg.tasks, cfg.seed)
     obs_dim = envs.envs[0].observation_space.shape[0]
     act_dim = envs.envs[0].action_space.shape[0]
+    device = pick_device(cfg.device, f"behaviour config of {cfg.family!r}")
     agent = AGENTS[cfg.algorithm](len(cfg.tasks), obs_dim, act_dim, list(cfg.hidden),
                                   lr_actor=cfg.lr_actor, lr_critic=cfg.lr_critic,
-                                  gamma=cfg.gamma, tau=cfg.tau, generators=torch_gens)
+                                  gamma=cfg.gamma, tau=cfg.tau, generators=torch_gens,
+                                  device=device)
     replay = LifetimeReplay(len(cfg.tasks), cfg.total_steps, obs_dim, act_dim)
     # (return, end step, success) of every finished episode of every task
     episodes: list[list[tuple[float, int, bool]]] = [[] for _ in cfg.tasks]
@@ -240,7 +245,7 @@ def train_behaviour(cfg: BehaviourConfig, lifetime_path: Path, policy_path: Path
     start = 0
     segments = SegmentStore(_replay_dir(checkpoint_path), axis=1)
     if checkpoint_path.exists():
-        ckpt = load_state(checkpoint_path)
+        ckpt = load_state(checkpoint_path, map_location=device)
         differences = config_differences(ckpt.get("config", {}), dataclasses.asdict(cfg))
         if differences:
             raise ValueError(f"{checkpoint_path}: checkpoint was written with another config "
@@ -288,14 +293,15 @@ def train_behaviour(cfg: BehaviourConfig, lifetime_path: Path, policy_path: Path
             actions = np.stack([g.uniform(-1.0, 1.0, size=act_dim) for g in numpy_gens]
                                ).astype(np.float32)
         else:
-            actions = agent.act(torch.from_numpy(envs.obs)).numpy()
+            actions = agent.act(torch.from_numpy(envs.obs).to(device)).cpu().numpy()
         obs, next_obs, rewards, terminals, timeouts, finished = envs.step(actions)
         replay.add(observations=obs, actions=actions, rewards=rewards,
                    next_observations=next_obs, terminals=terminals, timeouts=timeouts)
         for i, ret, _, success in finished:
             episodes[i].append((float(ret), step + 1, success))
         if step + 1 >= cfg.learning_starts:
-            agent.update(replay.sample(cfg.batch_size, torch_gens))
+            batch = replay.sample(cfg.batch_size, torch_gens)
+            agent.update(TransitionBatch(*(t.to(device) for t in batch)))
         bar.update(1)
         if (step + 1) % cfg.log_every == 0 or step + 1 == cfg.total_steps:
             last = [ep[-1][0] if ep else float("nan") for ep in episodes]
