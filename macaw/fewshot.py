@@ -58,11 +58,11 @@ import yaml
 from pydantic import Field
 from tqdm.auto import tqdm
 
-from macaw.algos.macaw import _sgd_step
 from macaw.fields import NonNegativeInt, PositiveFloat, PositiveInt, config_class, parse_config
 from macaw.io import atomic_path
 from macaw.nets.layers import WT_INITS, LayerSpec, Params, affine, effective_weights
-from macaw.nets.networks import MetaNet
+from macaw.nets.networks import MetaNet, closest_width
+from macaw.nets.optim import inverse_softplus, sgd_step
 from macaw.provenance import provenance
 
 log = logging.getLogger(__name__)
@@ -208,13 +208,8 @@ def equal_params_width(ways: int, width: int, latent: int, n_hidden: int,
     classifier of ``width`` and ``latent`` (the "No WT, equal params" model)."""
     target = classifier_net(ways, width, latent, n_hidden, in_features).n_params()
 
-    def count(w: int) -> int:
-        return classifier_net(ways, w, 0, n_hidden, in_features).n_params()
-
-    w = width
-    while count(w) < target:              # count() increases with w; a few hundred steps
-        w += 1
-    return min((w - 1, w), key=lambda v: abs(count(v) - target))
+    return closest_width(lambda w: classifier_net(ways, w, 0, n_hidden, in_features).n_params(),
+                         target, width)
 
 
 def variant_net(cfg: FewShotConfig) -> MetaNet:
@@ -255,7 +250,7 @@ def adapt(net: MetaNet, params: Params, lrs: dict[str, torch.Tensor], support_x:
     adapted = {k: v.expand(n_tasks, *v.shape) for k, v in params.items()}
     for _ in range(n_steps):
         loss = task_losses(classifier_logits(net, adapted, support_x), support_y).sum()
-        adapted = _sgd_step(adapted, lrs, loss)
+        adapted = sgd_step(adapted, lrs, loss)
     return adapted
 
 
@@ -278,7 +273,7 @@ class FewShotLearner:
     def create(cls, cfg: FewShotConfig) -> "FewShotLearner":
         net = variant_net(cfg)
         params = {k: v.requires_grad_() for k, v in net.init_params(cfg.seed, wt_init=cfg.wt_init).items()}
-        rho0 = float(np.log(np.expm1(cfg.inner_lr)))          # softplus(rho0) = inner_lr
+        rho0 = inverse_softplus(cfg.inner_lr)
         rho = {k: torch.tensor(rho0, requires_grad=cfg.learn_inner_lr) for k in params}
         return cls(net, params, rho)
 

@@ -58,6 +58,7 @@ from macaw.nets.layers import (WT_INITS, LayerState, Params, adapt_state, effect
                                initial_state, state_weights)
 from macaw.nets.networks import (ADVANTAGE_HEAD, POLICY_STD, MetaNet, gaussian_log_prob,
                                  policy_forward, policy_net, value_forward, value_net)
+from macaw.nets.optim import inverse_softplus, sgd_step
 
 
 @config_class
@@ -113,10 +114,6 @@ class MACAWConfig:
     no value function, no L_ADV). Same adaptation code as MACAW."""
 
 
-def _inverse_softplus(y: float) -> float:
-    return math.log(math.expm1(y))
-
-
 class MACAW(nn.Module):
     """Meta-parameters: value ``phi``, policy ``theta``, inner-rate logits ``rho``, lambda."""
 
@@ -129,7 +126,7 @@ class MACAW(nn.Module):
         self.value = _param_dict(self.value_net.init_params(seed, dtype, cfg.wt_init))
         self.policy = _param_dict(self.policy_net.init_params(seed + 1, dtype, cfg.wt_init))
         value_rho0, policy_rho0 = (
-            _inverse_softplus(cfg.inner_lr if lr is None else lr)
+            inverse_softplus(cfg.inner_lr if lr is None else lr)
             for lr in (cfg.inner_value_lr, cfg.inner_policy_lr))
         self.value_rho = nn.ParameterDict(
             {k: nn.Parameter(torch.tensor(value_rho0, dtype=dtype)) for k in self.value})
@@ -140,7 +137,7 @@ class MACAW(nn.Module):
                              "is positive, so its initial value must be > 0 (adv_loss: false "
                              "turns the term off)")
         self.adv_coef_rho = nn.Parameter(
-            torch.tensor(_inverse_softplus(cfg.adv_coef), dtype=dtype),
+            torch.tensor(inverse_softplus(cfg.adv_coef), dtype=dtype),
             requires_grad=cfg.learn_adv_coef and cfg.adv_loss)
         if cfg.behaviour_cloning and cfg.adv_loss:
             raise ValueError("MACAWConfig: behaviour_cloning needs adv_loss=False "
@@ -380,16 +377,6 @@ def held_out_value_losses(model: MACAW, batch: MetaBatch) -> tuple[float, float]
 
 # ------------------------------------------------------------------------ reference path
 
-def _sgd_step(params: Params, lrs: dict[str, torch.Tensor], loss: torch.Tensor,
-              create_graph: bool = True) -> Params:
-    grads = torch.autograd.grad(loss, list(params.values()), create_graph=create_graph,
-                                allow_unused=True)
-    if not create_graph:
-        return {k: (v if g is None else v - lrs[k] * g).detach().requires_grad_()
-                for (k, v), g in zip(params.items(), grads)}
-    return {k: v if g is None else v - lrs[k] * g for (k, v), g in zip(params.items(), grads)}
-
-
 def _weights(net: MetaNet, params: Params) -> list:
     return [effective_weights(spec, params) for spec in net.layers]
 
@@ -408,7 +395,7 @@ def adapt_params(model: MACAW, batch: Batch, n_steps: int, phi: Params, theta: P
         if cfg.bootstrap:
             v_target = [(w.detach(), b.detach()) for w, b in _weights(model.value_net, phi)]
         for _ in range(n_steps):
-            phi = _sgd_step(phi, model.inner_lrs("value"), value_loss(
+            phi = sgd_step(phi, model.inner_lrs("value"), value_loss(
                 value_forward(_weights(model.value_net, phi), batch.observations),
                 batch.mc_returns), create_graph)
             if cfg.bootstrap:
@@ -417,7 +404,7 @@ def adapt_params(model: MACAW, batch: Batch, n_steps: int, phi: Params, theta: P
         w_awr = awr_weights(advantages, cfg.temperature, cfg.max_weight)
     loss_fn = _policy_inner_loss(model, batch, w_awr, advantages)
     for _ in range(n_steps):
-        theta = _sgd_step(theta, model.inner_lrs("policy"),
+        theta = sgd_step(theta, model.inner_lrs("policy"),
                           loss_fn(_weights(model.policy_net, theta)), create_graph)
     return phi, theta, v_target
 

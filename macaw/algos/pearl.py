@@ -44,7 +44,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from macaw.behaviour.ensemble import polyak_update
+from macaw.nets.optim import polyak_update
 from macaw.data import Batch, TaskData, stack_batches, uniform_indices
 from macaw.fields import NonNegativeFloat, PositiveFloat, PositiveInt, UnitFraction, config_class
 

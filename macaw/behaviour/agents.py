@@ -20,7 +20,8 @@ from typing import NamedTuple
 import torch
 import torch.nn.functional as F
 
-from macaw.behaviour.ensemble import EnsembleMLP, member_randn, polyak_update
+from macaw.behaviour.ensemble import EnsembleMLP, member_randn
+from macaw.nets.optim import polyak_update
 
 LOG_STD_MIN, LOG_STD_MAX = -5.0, 2.0
 

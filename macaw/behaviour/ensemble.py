@@ -61,9 +61,3 @@ def member_randn(shape: Sequence[int], generators: Sequence[torch.Generator | No
     ``generators[m]``: a member's noise does not depend on the other members."""
     return torch.stack([torch.randn(tuple(shape[1:]), generator=g) for g in generators])
 
-
-def polyak_update(target: nn.Module, source: nn.Module, tau: float) -> None:
-    """``target <- (1 - tau) * target + tau * source``, in place."""
-    with torch.no_grad():
-        for t, s in zip(target.parameters(), source.parameters()):
-            t.lerp_(s, tau)

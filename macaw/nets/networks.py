@@ -111,8 +111,14 @@ def equal_params_width(obs_dim: int, act_dim: int, width: int = 100, latent: int
         return (policy_net(obs_dim, act_dim, w, 0, n_hidden).n_params()
                 + value_net(obs_dim, w, 0, n_hidden).n_params())
 
-    lo, hi = width, width * 100
-    while hi - lo > 1:                       # count() increases with w
+    return closest_width(count, target, width)
+
+
+def closest_width(count, target: int, start: int) -> int:
+    """The width ``w >= start`` whose ``count(w)`` (increasing in ``w``) is closest to
+    ``target`` (a parameter count), by bisection up to ``100 * start``."""
+    lo, hi = start, start * 100
+    while hi - lo > 1:
         mid = (lo + hi) // 2
         lo, hi = (mid, hi) if count(mid) < target else (lo, mid)
     return min((lo, hi), key=lambda w: abs(count(w) - target))
