@@ -43,7 +43,7 @@ import numpy as np
 import torch
 
 FAMILY = "cheetah-vel"
-HIDDEN = [128, 128]
+WIDTH, N_HIDDEN = 128, 2
 
 
 def log(msg: str) -> None:
@@ -122,14 +122,14 @@ def _instrumented_trainer(timers: _Timers):
 
 
 def run_ours(tasks: list[int], steps: int, learning_starts: int, seed: int,
-             workdir: Path, lr_critic: float = 1e-3) -> dict:
+             workdir: Path, critic_lr: float = 1e-3) -> dict:
     """Train ``tasks`` together with ``train_behaviour`` (SAC); time it and read returns."""
     from macaw.behaviour.trainer import BehaviourConfig, train_behaviour
 
-    cfg = BehaviourConfig(family=FAMILY, tasks=list(tasks), algorithm="sac", total_steps=steps,
-                          learning_starts=learning_starts, hidden=list(HIDDEN), batch_size=128,
-                          lr_actor=3e-4, lr_critic=lr_critic, seed=seed, checkpoint_every=0,
-                          log_every=steps)
+    cfg = BehaviourConfig(family=FAMILY, tasks=list(tasks), algorithm="sac", steps=steps,
+                          learning_starts=learning_starts, width=WIDTH, n_hidden=N_HIDDEN,
+                          batch_size=128, policy_lr=3e-4, critic_lr=critic_lr, seed=seed,
+                          checkpoint_every=0, log_every=steps)
     lifetime, policy = workdir / f"ours_T{len(tasks)}.h5", workdir / f"ours_T{len(tasks)}.pt"
     timers = _Timers()
     t0 = time.perf_counter()
@@ -179,7 +179,7 @@ def run_sb3_task(task: int, steps: int, learning_starts: int, seed: int) -> dict
     model = SAC("MlpPolicy", env, learning_rate=3e-4, buffer_size=steps,
                 learning_starts=learning_starts, batch_size=128, tau=0.005, gamma=0.99,
                 train_freq=1, gradient_steps=1, ent_coef="auto", target_update_interval=1,
-                policy_kwargs=dict(net_arch=list(HIDDEN)), device="cpu", seed=seed + task,
+                policy_kwargs=dict(net_arch=[WIDTH] * N_HIDDEN), device="cpu", seed=seed + task,
                 verbose=0)
     t1 = time.perf_counter()
     model.learn(total_timesteps=steps, callback=Stamp(), progress_bar=False)
@@ -318,7 +318,7 @@ def main(argv=None) -> dict:
             log(f"learning: ours, tasks {tasks} x {args.learn_steps} steps "
                 f"(learning_starts {args.learn_learning_starts})")
             ours = run_ours(tasks, args.learn_steps, args.learn_learning_starts, args.seed, tmp,
-                            lr_critic=args.ours_lr_critic)
+                            critic_lr=args.ours_lr_critic)
             log(f"  ours: {ours['total_s']:.1f} s")
             sb3_ret, sb3_s = {}, []
             for task in tasks:

@@ -92,8 +92,8 @@ def bench_sac(tasks: list[int], steps: int, learning_starts: int, seed: int) -> 
 
     trainer.AGENTS["sac"] = MarkedSAC
     try:
-        cfg = BehaviourConfig(family="ml45", tasks=tasks, algorithm="sac", total_steps=steps,
-                              learning_starts=learning_starts, hidden=[128, 128],
+        cfg = BehaviourConfig(family="ml45", tasks=tasks, algorithm="sac", steps=steps,
+                              learning_starts=learning_starts, width=128, n_hidden=2,
                               batch_size=128, checkpoint_every=0, log_every=steps, seed=seed)
         with tempfile.TemporaryDirectory() as tmp:
             t = time.perf_counter()

@@ -50,8 +50,8 @@ def time_chunk(family: str, spec: dict, n_tasks: int, steps: int) -> float:
     b = spec["behaviour"]
     start = b["batch_size"]                  # the least random-action phase the trainer allows
     cfg = BehaviourConfig(family=family, tasks=list(range(n_tasks)), algorithm=b["algorithm"],
-                          total_steps=start + steps, learning_starts=start,
-                          hidden=list(b["hidden"]), batch_size=b["batch_size"],
+                          steps=start + steps, learning_starts=start,
+                          width=b["width"], n_hidden=b["n_hidden"], batch_size=b["batch_size"],
                           checkpoint_every=0, log_every=10**9, device="cpu")
     with tempfile.TemporaryDirectory() as tmp:
         t0 = time.perf_counter()
@@ -84,7 +84,7 @@ def main() -> None:
         n_tasks = f.n_tasks if spec["tasks"] == "all" else len(spec["tasks"])
         chunk = min(spec.get("tasks_per_job") or n_tasks, n_tasks)
         jobs = -(-n_tasks // chunk)
-        steps = spec["behaviour"]["total_steps"]
+        steps = spec["behaviour"]["steps"]
         a, b = (time_chunk(family, spec, chunk, s) for s in args.steps)
         per_step = (b - a) / (args.steps[1] - args.steps[0])
         hours = per_step * steps / 3600

@@ -50,7 +50,7 @@ import logging
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Literal, NamedTuple
+from typing import Annotated, ClassVar, Literal, NamedTuple
 
 import numpy as np
 import torch
@@ -110,7 +110,7 @@ class FewShotConfig:
     """Learn one inner rate per parameter tensor in the outer loop (off: fixed ``inner_lr``)."""
     outer_lr: PositiveFloat = 1e-3
     """Adam rate of the meta-parameters (and of the inner-rate logits)."""
-    meta_batch: PositiveInt = 8
+    tasks_per_batch: PositiveInt = 8
     """Tasks per meta-training step."""
     steps: PositiveInt = 300
     """Meta-training steps."""
@@ -118,7 +118,7 @@ class FewShotConfig:
     """Evaluate every this many steps (and at step 0 and the last step)."""
     eval_tasks: PositiveInt = 100
     """Test-class tasks sampled afresh for each evaluation."""
-    hidden: PositiveInt = 128
+    width: PositiveInt = 128
     """Hidden units per layer of the ``wt`` and ``nowt_width`` models."""
     latent: PositiveInt = 32
     """Weight-transform latent size of the ``wt`` model."""
@@ -127,6 +127,9 @@ class FewShotConfig:
     wt_init: Literal[WT_INITS] = "authors"
     """WT layer initialisation (:func:`macaw.nets.layers.init_layer`): the authors' WLinear
     (z ~ N(0, 1/out^2)) or ``uniform`` (z ~ U(-1, 1), our earlier choice)."""
+
+    RENAMED: ClassVar[dict[str, str]] = {"meta_batch": "tasks_per_batch", "hidden": "width"}
+    """Old field name -> its new name (:func:`macaw.fields.parse_config` names it)."""
 
     @classmethod
     def from_dict(cls, values: dict) -> "FewShotConfig":
@@ -214,11 +217,11 @@ def equal_params_width(ways: int, width: int, latent: int, n_hidden: int,
 
 def variant_net(cfg: FewShotConfig) -> MetaNet:
     if cfg.variant == "wt":
-        return classifier_net(cfg.ways, cfg.hidden, cfg.latent, cfg.n_hidden)
+        return classifier_net(cfg.ways, cfg.width, cfg.latent, cfg.n_hidden)
     if cfg.variant == "nowt_width":
-        return classifier_net(cfg.ways, cfg.hidden, 0, cfg.n_hidden)
+        return classifier_net(cfg.ways, cfg.width, 0, cfg.n_hidden)
     if cfg.variant == "nowt_params":
-        width = equal_params_width(cfg.ways, cfg.hidden, cfg.latent, cfg.n_hidden)
+        width = equal_params_width(cfg.ways, cfg.width, cfg.latent, cfg.n_hidden)
         return classifier_net(cfg.ways, width, 0, cfg.n_hidden)
     raise ValueError(f"unknown variant {cfg.variant!r}; expected one of {VARIANTS}")
 
@@ -334,7 +337,7 @@ def run_fewshot(cfg: FewShotConfig, out_csv: Path, progress: bool = True,
     bar.set_postfix(test_acc=f"{rows[0][1]:.3f}")
     t0 = time.perf_counter()
     for step in range(1, cfg.steps + 1):
-        tasks = sample_tasks(images, TRAIN_CLASSES, cfg.meta_batch, cfg.ways, cfg.shots,
+        tasks = sample_tasks(images, TRAIN_CLASSES, cfg.tasks_per_batch, cfg.ways, cfg.shots,
                              cfg.query_per_class, rng)
         loss, train_acc = meta_loss(learner, tasks, cfg.inner_steps)
         if not torch.isfinite(loss):

@@ -37,13 +37,13 @@ def job_mem_mb(data_bytes: int) -> int:
     return BASE_MB + math.ceil(DATA_FACTOR * data_bytes / 2**20)
 
 
-def behaviour_mem_mb(family: str, n_tasks: int, total_steps: int) -> int:
-    """A behaviour job training ``n_tasks`` tasks of ``family`` for ``total_steps`` each."""
+def behaviour_mem_mb(family: str, n_tasks: int, steps: int) -> int:
+    """A behaviour job training ``n_tasks`` tasks of ``family`` for ``steps`` each."""
     f = get_family(family)
-    return job_mem_mb(n_tasks * total_steps * lifetime_bytes_per_step(f.obs_dim, f.act_dim))
+    return job_mem_mb(n_tasks * steps * lifetime_bytes_per_step(f.obs_dim, f.act_dim))
 
 
-def meta_train_mem_mb(family: str, n_tasks: int, total_steps: int) -> int:
-    """A meta-training job whose split uses ``n_tasks`` buffers of ``total_steps`` rows."""
+def meta_train_mem_mb(family: str, n_tasks: int, steps: int) -> int:
+    """A meta-training job whose split uses ``n_tasks`` buffers of ``steps`` rows."""
     f = get_family(family)
-    return job_mem_mb(n_tasks * total_steps * buffer_bytes_per_step(f.obs_dim, f.act_dim))
+    return job_mem_mb(n_tasks * steps * buffer_bytes_per_step(f.obs_dim, f.act_dim))

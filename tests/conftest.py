@@ -26,8 +26,8 @@ def tiny_lifetime(tmp_path_factory) -> Path:
     from macaw.behaviour import BehaviourConfig, train_behaviour
 
     out = tmp_path_factory.mktemp("lifetime")
-    cfg = BehaviourConfig(family="cheetah-vel", tasks=[3, 11], algorithm="td3", total_steps=500,
-                          learning_starts=100, hidden=[16, 16], batch_size=16,
+    cfg = BehaviourConfig(family="cheetah-vel", tasks=[3, 11], algorithm="td3", steps=500,
+                          learning_starts=100, width=16, n_hidden=2, batch_size=16,
                           checkpoint_every=0, log_every=100)
     return train_behaviour(cfg, out / "lifetime.h5", out / "policy.pt", progress=False)
 

@@ -76,7 +76,7 @@ def test_sac_log_prob_matches_tanh_gaussian():
 def test_critic_learns_the_reward_when_gamma_is_zero(agent_cls):
     """Terminal transitions cut the bootstrap: with gamma 0 the critic target is the reward."""
     torch.manual_seed(0)
-    agent = agent_cls(2, 3, 2, [16], gamma=0.0, lr_critic=1e-2)
+    agent = agent_cls(2, 3, 2, [16], gamma=0.0, critic_lr=1e-2)
     obs = torch.randn(2, 32, 3)
     batch = TransitionBatch(obs, torch.rand(2, 32, 2) * 2 - 1, torch.full((2, 32), 3.0),
                             torch.randn(2, 32, 3), torch.zeros(2, 32))
@@ -87,8 +87,8 @@ def test_critic_learns_the_reward_when_gamma_is_zero(agent_cls):
 
 
 def _cfg(**kw) -> BehaviourConfig:
-    base = dict(family="cheetah-vel", tasks=[0, 5], algorithm="td3", total_steps=600,
-                learning_starts=100, hidden=[16, 16], batch_size=16, checkpoint_every=200,
+    base = dict(family="cheetah-vel", tasks=[0, 5], algorithm="td3", steps=600,
+                learning_starts=100, width=16, n_hidden=2, batch_size=16, checkpoint_every=200,
                 log_every=200)
     return BehaviourConfig(**{**base, **kw})
 
@@ -152,7 +152,7 @@ def test_killed_run_resumes_to_the_same_lifetime(tmp_path, monkeypatch, checkpoi
 
 def test_resume_refuses_a_checkpoint_of_another_config(tmp_path):
     cfg = _cfg()
-    torch.save({"config": dataclasses.asdict(_cfg(total_steps=999))}, tmp_path / "resume.pt")
+    torch.save({"config": dataclasses.asdict(_cfg(steps=999))}, tmp_path / "resume.pt")
     with pytest.raises(ValueError, match="another config"):
         train_behaviour(cfg, tmp_path / "lifetime.h5", tmp_path / "policy.pt", progress=False)
 
@@ -207,10 +207,11 @@ def test_restored_simulator_state_steps_bit_identically_with_active_contacts(fam
 
 
 @pytest.mark.parametrize("bad,match", [
-    ({"total_steps": -5}, "total_steps: input should be greater than or equal to 1, found -5"),
-    ({"total_steps": "5"}, "total_steps: input should be a valid integer, found '5'"),
+    ({"steps": -5}, "steps: input should be greater than or equal to 1, found -5"),
+    ({"steps": "5"}, "steps: input should be a valid integer, found '5'"),
     ({"algorithm": "ppo"}, "algorithm: input should be 'sac' or 'td3', found 'ppo'"),
-    ({"hidden": [0]}, r"hidden\.0: input should be greater than or equal to 1"),
+    ({"width": 0}, "width: input should be greater than or equal to 1, found 0"),
+    ({"n_hidden": [2]}, r"n_hidden: input should be a valid integer, found \[2\]"),
     ({"gamma": 1.5}, "gamma: input should be less than or equal to 1"),
     ({"family": "ant-dir"}, r"unknown field\(s\) \['family'\]")])
 def test_behaviour_config_errors_name_the_field(bad, match):
@@ -291,7 +292,7 @@ def test_a_tasks_lifetime_does_not_depend_on_the_tasks_beside_it(tmp_path, algor
     seed, task 5's data and task 0's are bit-identical whether trained together or alone."""
     def lifetime(tasks):
         out = tmp_path / algorithm / "-".join(map(str, tasks))
-        cfg = _cfg(tasks=tasks, algorithm=algorithm, total_steps=500, checkpoint_every=0)
+        cfg = _cfg(tasks=tasks, algorithm=algorithm, steps=500, checkpoint_every=0)
         path = train_behaviour(cfg, out / "lifetime.h5", out / "policy.pt", progress=False)
         with h5py.File(path) as f:
             return {f"task{t:02d}": {k: f[f"task{t:02d}"][k][()] for k in f[f"task{t:02d}"]}

@@ -3,6 +3,8 @@ and --set NAME=VALUE as a second way (beside --params JSON) to set them."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from macaw import cli
@@ -31,11 +33,11 @@ def test_meta_train_help_lists_every_field_with_type_range_and_default(capsys):
     assert "  steps (integer >= 1; default 10000)\n      Meta-training steps." in out
     assert "  inner_quality (one of all, bad, medium, good; default 'all')" in out
     assert "  macaw.value_target_polyak (number in [0, 1); default 0.9)" in out
-    assert "  mt_ft.finetune_steps (integer >= 0; default 20)" in out
-    for f in MetaTrainConfig.__dataclass_fields__:
+    assert "  mt_ft.adapt_steps (integer >= 0; default 20)" in out
+    for f in (f.name for f in dataclasses.fields(MetaTrainConfig)):
         if f not in ("family", "method", "seed", "macaw", "pearl", "mt_ft"):
             assert f"\n  {f} (" in out, f
-    for f in MACAWConfig.__dataclass_fields__:
+    for f in (f.name for f in dataclasses.fields(MACAWConfig)):
         assert f"\n  macaw.{f} (" in out, f
 
 
@@ -63,9 +65,20 @@ def test_a_malformed_set_is_a_usage_error(capsys):
 def test_a_bad_set_value_is_one_clear_line_and_writes_nothing(tmp_path, capsys):
     code = cli.main(["train-behaviour", "--family", "cheetah-vel", "--tasks", "0",
                      "--lifetime", str(tmp_path / "lifetime.h5"),
-                     "--policy", str(tmp_path / "policy.pt"), "--set", "total_steps=-5"])
+                     "--policy", str(tmp_path / "policy.pt"), "--set", "steps=-5"])
     assert code == 2
     err = capsys.readouterr().err
-    assert "behaviour config of 'cheetah-vel': total_steps: input should be greater than or " \
+    assert "behaviour config of 'cheetah-vel': steps: input should be greater than or " \
            "equal to 1, found -5" in err
+    assert "Traceback" not in err and not list(tmp_path.iterdir())
+
+
+def test_an_old_field_name_is_one_line_naming_the_new_one(tmp_path, capsys):
+    code = cli.main(["train-behaviour", "--family", "cheetah-vel", "--tasks", "0",
+                     "--lifetime", str(tmp_path / "lifetime.h5"),
+                     "--policy", str(tmp_path / "policy.pt"), "--set", "total_steps=600"])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "behaviour config of 'cheetah-vel': total_steps was renamed to steps " \
+           "(see config/README.md)" in err
     assert "Traceback" not in err and not list(tmp_path.iterdir())

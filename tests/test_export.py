@@ -48,7 +48,7 @@ def test_exported_buffer_passes_independent_recomputation(tiny_lifetime, tmp_pat
     b = load_task_buffer(out)
     assert (b.family, b.task_id, b.algorithm) == ("cheetah-vel", 11, "td3")
     assert b.task_params == {"goal_velocity": pytest.approx(0.075 * 12)}
-    assert b.config["total_steps"] == 500 and b.policy_steps == 500
+    assert b.config["steps"] == 500 and b.policy_steps == 500
     with h5py.File(tiny_lifetime, "r") as f:
         assert b.provenance == json.loads(f.attrs["provenance"])
     assert b.provenance["threads"] >= 1 and b.provenance["gpu"] != "not checked"

@@ -18,8 +18,8 @@ from macaw.fewshot import (TEST_CLASSES, TRAIN_CLASSES, FewShotConfig, FewShotLe
                            task_losses, variant_net)
 
 F64 = torch.float64
-TINY = {"ways": 3, "query_per_class": 2, "meta_batch": 2, "steps": 5, "eval_every": 2,
-        "eval_tasks": 4, "hidden": 8, "latent": 2, "n_hidden": 2}
+TINY = {"ways": 3, "query_per_class": 2, "tasks_per_batch": 2, "steps": 5, "eval_every": 2,
+        "eval_tasks": 4, "width": 8, "latent": 2, "n_hidden": 2}
 
 
 @pytest.fixture(scope="module")

@@ -85,8 +85,8 @@ def _scores(df: pd.DataFrame) -> tuple[float, float, float]:
 
 MACAW_TOY = {"width": 32, "latent": 8, "outer_policy_lr": 1e-3, "outer_value_lr": 1e-3,
              "inner_lr": 0.01}
-MTFT_TOY = {"width": 32, "value_lr": 1e-3, "policy_lr": 1e-3, "finetune_policy_lr": 1e-2,
-            "finetune_value_lr": 1e-3}
+MTFT_TOY = {"width": 32, "value_lr": 1e-3, "policy_lr": 1e-3, "adapt_policy_lr": 1e-2,
+            "adapt_value_lr": 1e-3}
 NO_ADAPTATION = {"inner_lr": 1e-8, "lr_lr": 0.0}     # inner steps of ~zero, never learned
 
 
@@ -113,7 +113,7 @@ def test_mt_ft_learns_and_its_finetuning_adapts(point_buffers, tmp_path):
     df = _run(point_buffers, tmp_path, "mt_ft", mt_ft=MTFT_TOY)
     assert _learns(df, 2.0, 4.0), _scores(df)
     frozen = _run(point_buffers, tmp_path / "frozen", "mt_ft",
-                  mt_ft={**MTFT_TOY, "finetune_steps": 0})
+                  mt_ft={**MTFT_TOY, "adapt_steps": 0})
     assert not _learns(frozen, 2.0, 4.0), _scores(frozen)
     last = frozen[frozen.step == frozen.step.max()]
     np.testing.assert_allclose(last["return"], last["unadapted_return"])
@@ -125,7 +125,7 @@ def test_fewshot_maml_beats_chance(tmp_path):
     from macaw.fewshot import FewShotConfig, run_fewshot
 
     params = {"variant": "wt", "steps": 150, "eval_every": 150, "eval_tasks": 100,
-              "hidden": 32, "latent": 8, "n_hidden": 2, "outer_lr": 3e-3}
+              "width": 32, "latent": 8, "n_hidden": 2, "outer_lr": 3e-3}
     rows = run_fewshot(FewShotConfig.from_dict(params), tmp_path / "a.csv", progress=False)
     assert rows[-1][1] >= 0.2 + 0.15, rows
     frozen = run_fewshot(FewShotConfig.from_dict({**params, "inner_lr": 1e-8,

@@ -226,8 +226,8 @@ def test_refused_rerun_names_the_field_and_keeps_the_run_config(tiny_buffers, tm
     before = (tmp_path / "config.yaml").read_text()
     changed = tiny_config(steps=2, eval_every=2, macaw={"width": 16, "latent": 4,
                                                         "inner_lr": 0.01,
-                                                        "finetune_policy_lr": 1e-3})
-    with pytest.raises(ValueError, match=r"macaw.finetune_policy_lr: 0.0001 -> 0.001"):
+                                                        "online_policy_lr": 1e-3})
+    with pytest.raises(ValueError, match=r"macaw.online_policy_lr: 0.0001 -> 0.001"):
         run_meta_training(changed, [tiny_buffers[3]], [tiny_buffers[11]], tmp_path,
                           progress=False)
     assert (tmp_path / "config.yaml").read_text() == before

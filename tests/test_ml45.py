@@ -155,8 +155,8 @@ def test_checkpoint_state_restores_the_episode_exactly(task):
 
 
 def _cfg(**kw) -> BehaviourConfig:
-    base = dict(family="ml45", tasks=[PICK_PLACE, 45], algorithm="sac", total_steps=1000,
-                learning_starts=100, hidden=[16, 16], batch_size=16, checkpoint_every=0,
+    base = dict(family="ml45", tasks=[PICK_PLACE, 45], algorithm="sac", steps=1000,
+                learning_starts=100, width=16, n_hidden=2, batch_size=16, checkpoint_every=0,
                 log_every=500)
     return BehaviourConfig(**{**base, **kw})
 

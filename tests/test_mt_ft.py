@@ -1,5 +1,5 @@
 """Offline MT+FT: one-hot task input, losses by hand, fine-tuning only touches copies (and
-takes exactly ``finetune_steps`` Adam steps, task by task), training, run loop and resume."""
+takes exactly ``adapt_steps`` Adam steps, task by task), training, run loop and resume."""
 
 from __future__ import annotations
 
@@ -135,7 +135,7 @@ def test_losses_by_hand():
 
 
 def test_finetuning_changes_only_the_copies_and_takes_exactly_finetune_steps_steps():
-    cfg = MTFTConfig(width=16, finetune_steps=7)
+    cfg = MTFTConfig(width=16, adapt_steps=7)
     model = MTFT(obs_dim=5, act_dim=3, n_tasks=4, cfg=cfg)
     before = {k: v.detach().clone() for k, v in model.state_dict().items()}
     batch = random_batch(3, 64, 5, 3)
@@ -156,7 +156,7 @@ def test_finetuning_changes_only_the_copies_and_takes_exactly_finetune_steps_ste
 
 
 def test_finetuning_lowers_the_adaptation_losses():
-    model = MTFT(obs_dim=5, act_dim=3, n_tasks=4, cfg=MTFTConfig(width=32, finetune_steps=20))
+    model = MTFT(obs_dim=5, act_dim=3, n_tasks=4, cfg=MTFTConfig(width=32, adapt_steps=20))
     batch = random_batch(2, 128, 5, 3, seed=1)
     lv0 = multitask_losses(model.weights("value"), model.weights("policy"), batch, None, 4,
                            model.cfg)[0]
@@ -221,9 +221,9 @@ def test_train_step_returns_finite_losses_and_updates_both_networks(tiny_buffers
 
 def test_config_section_reaches_the_learner():
     cfg = MetaTrainConfig.from_dict({"family": "walker-params", "method": "mt_ft",
-                                     "mt_ft": {"value_lr": 1e-5, "finetune_value_lr": 1e-5}})
+                                     "mt_ft": {"value_lr": 1e-5, "adapt_value_lr": 1e-5}})
     model = build_learner(cfg, 17, 6, 3, torch.device("cpu"))
-    assert model.cfg.finetune_value_lr == 1e-5 and model.cfg.finetune_steps == 20
+    assert model.cfg.adapt_value_lr == 1e-5 and model.cfg.adapt_steps == 20
     assert model.optimizers()["value"].param_groups[0]["lr"] == 1e-5
     with pytest.raises(ValueError, match="section 'mt_ft'"):
         MetaTrainConfig.from_dict({"family": "cheetah-vel", "method": "mt_ft",
@@ -239,7 +239,7 @@ def test_run_layout_and_eval_csv(tiny_buffers, tmp_path):
     assert (df["return"] <= 0).all() and (df["return"] > -200 * 4).all()
     resolved = yaml.safe_load((tmp_path / "config.yaml").read_text())
     assert resolved["method"] == "mt_ft"
-    assert resolved["resolved_algorithm"]["finetune_steps"] == 20
+    assert resolved["resolved_algorithm"]["adapt_steps"] == 20
     assert resolved["resolved_algorithm"]["width"] == 16
     assert torch.load(tmp_path / "checkpoint.pt", weights_only=False)["step"] == 6
 

@@ -103,7 +103,7 @@ def test_macaw_online_agent_starts_at_the_offline_adaptation_and_keeps_the_model
     value, policy = fresh.losses(b)
     grads = torch.autograd.grad(value + policy, list(fresh.theta.values()), allow_unused=True)
     fresh.update(b)
-    lr = model.cfg.finetune_policy_lr
+    lr = model.cfg.online_policy_lr
     for (k, v), g in zip(fresh.theta.items(), grads):
         if g is None:
             continue

@@ -19,7 +19,7 @@ from macaw.meta_train import MetaTrainConfig, build_learner, run_meta_training
 
 F64 = torch.float64
 OBS, ACT = 17, 6
-SMALL = {"width": 16, "encoder_width": 8, "meta_batch": 2, "batch_size": 32,
+SMALL = {"width": 16, "encoder_width": 8, "tasks_per_batch": 2, "batch_size": 32,
          "context_batch": 32}
 
 
@@ -204,7 +204,7 @@ def test_sampled_batches_come_from_the_right_windows(tiny_buffers):
     from macaw.algos.pearl import sample_pearl_batches
 
     tasks = [TaskData(tiny_buffers[t], "bad", 1, torch.device("cpu")) for t in (3, 11)]
-    cfg = PEARLConfig(**{**SMALL, "meta_batch": 5})
+    cfg = PEARLConfig(**{**SMALL, "tasks_per_batch": 5})
     context, batch = sample_pearl_batches(tasks, cfg, np.random.default_rng(0))
     assert context.observations.shape == (2, 32, OBS) and batch.actions.shape == (2, 32, ACT)
     # With one-episode windows, "bad" (first episode) and "good" (last) are disjoint.

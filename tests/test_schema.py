@@ -4,6 +4,8 @@ range: by Snakemake before any job (the schema) and by the CLI (``parse_config``
 from __future__ import annotations
 
 import copy
+import dataclasses
+import re
 
 import pytest
 import yaml
@@ -11,6 +13,10 @@ from snakemake.utils import validate
 
 from conftest import REPO
 from macaw import schema
+from macaw.algos.macaw import MACAWConfig
+from macaw.algos.mt_ft import MTFTConfig
+from macaw.algos.pearl import PEARLConfig
+from macaw.behaviour.trainer import BehaviourConfig
 from macaw.fewshot import FewShotConfig
 from macaw.meta_train import MetaTrainConfig
 from macaw.online import OnlineConfig
@@ -110,5 +116,63 @@ def test_the_config_readme_documents_every_key_and_is_not_stale():
         "config/README.md is stale: run `python -m macaw.schema --write`"
     for key in ("`families.<name>.tasks`", "`meta_training.family_params.<name>`",
                 "| `buffer_skip` |", "`meta_training.params.macaw` (MACAWConfig)",
-                "| `finetune_steps` |", "| `eval_rollouts` |", "| `wt_init` |"):
+                "| `adapt_steps` |", "| `eval_rollouts` |", "| `wt_init` |"):
         assert key in text, key
+
+
+RENAMED_ERRORS = [
+    (lambda: BehaviourConfig.from_dict("cheetah-vel", {"tasks": [0], "total_steps": 600}),
+     "behaviour config of 'cheetah-vel': total_steps was renamed to steps (see config/README.md)"),
+    (lambda: BehaviourConfig.from_dict("cheetah-vel", {"tasks": [0], "lr_critic": 1e-3}),
+     "behaviour config of 'cheetah-vel': lr_critic was renamed to critic_lr "
+     "(see config/README.md)"),
+    (lambda: BehaviourConfig.from_dict("cheetah-vel", {"tasks": [0], "hidden": [32, 32]}),
+     "behaviour config of 'cheetah-vel': hidden was renamed to width and n_hidden; "
+     "hidden: [128, 128] is width: 128, n_hidden: 2 (see config/README.md)"),
+    (lambda: MetaTrainConfig.from_dict({"family": "cheetah-vel", "method": "mt_ft",
+                                        "mt_ft": {"finetune_steps": 0}}),
+     "meta-training config, section 'mt_ft': finetune_steps was renamed to adapt_steps "
+     "(see config/README.md)"),
+    (lambda: MetaTrainConfig.from_dict({"family": "cheetah-vel", "method": "pearl",
+                                        "pearl": {"q_lr": 1e-3}}),
+     "meta-training config, section 'pearl': q_lr was renamed to critic_lr (see config/README.md)"),
+    (lambda: MetaTrainConfig.from_dict({"family": "cheetah-vel",
+                                        "macaw": {"finetune_policy_lr": 1e-3}}),
+     "meta-training config: macaw.finetune_policy_lr was renamed to online_policy_lr "
+     "(see config/README.md)"),
+    (lambda: FewShotConfig.from_dict({"meta_batch": 4}),
+     "few-shot config: meta_batch was renamed to tasks_per_batch (see config/README.md)"),
+]
+
+
+@pytest.mark.parametrize("build,message", RENAMED_ERRORS)
+def test_an_old_field_name_is_one_line_naming_the_new_one(build, message):
+    """Not the generic unknown-field error: the old name and its new one, on one line."""
+    with pytest.raises(ValueError) as err:
+        build()
+    assert str(err.value) == message
+
+
+def test_every_renamed_field_names_a_current_field_and_is_not_one():
+    for cls in (BehaviourConfig, PEARLConfig, MTFTConfig, MACAWConfig, FewShotConfig):
+        names = {f.name for f in dataclasses.fields(cls)}
+        assert cls.RENAMED, cls
+        for old, new in cls.RENAMED.items():
+            assert old not in names, (cls, old)
+            assert set(re.findall(r"^\w+|(?<= and )\w+", new)) <= names, (cls, new)
+
+
+@pytest.mark.parametrize("path,old,new", [
+    (("families", "cheetah-vel", "behaviour"), "total_steps", "steps"),
+    (("meta_training", "params", "mt_ft"), "finetune_value_lr", "adapt_value_lr"),
+    (("meta_training", "family_params", "ml45", "pearl"), "meta_batch", "tasks_per_batch"),
+    (("fewshot", "params"), "hidden", "width"),
+])
+def test_the_schema_names_the_new_name_of_an_old_key(path, old, new):
+    config = _merged("config/smoke.yaml")
+    node = config
+    for key in path:
+        node = node.setdefault(key, {})
+    node[old] = 1
+    with pytest.raises(Exception, match=re.escape(f"renamed to {new} (see config/README.md)")):
+        validate(config, str(schema.SCHEMA_PATH))

@@ -87,7 +87,7 @@ def test_behaviour_gets_its_threads_and_the_memory_its_data_needs(slurm_build):
     _, smoke, jobs = slurm_build
     behaviour = next(j for j in jobs if j["comment"].startswith("rule_train_behaviour"))
     spec = smoke["families"]["walker-params"]
-    want = behaviour_mem_mb("walker-params", len(spec["tasks"]), spec["behaviour"]["total_steps"])
+    want = behaviour_mem_mb("walker-params", len(spec["tasks"]), spec["behaviour"]["steps"])
     tres = _tres(behaviour)
     assert tres["cpu"] == "8"                                   # profiles/slurm set-threads
     assert tres["mem"] == f"{want}M", tres

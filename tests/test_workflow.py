@@ -286,13 +286,13 @@ def test_snakemake_lint_is_clean(tmp_path):
 
 def test_bad_config_fails_before_any_job_naming_the_field(tmp_path):
     work = copy_workflow(tmp_path)
-    bad = (work / "config" / "smoke.yaml").read_text().replace("total_steps: 600",
-                                                               "total_steps: many")
+    bad = (work / "config" / "smoke.yaml").read_text().replace("steps: 600",
+                                                               "steps: many")
     (work / "config" / "bad.yaml").write_text(bad)
     proc = snakemake(work, "--cores", "1", "--configfile", "config/bad.yaml", check=False)
     out = proc.stdout + proc.stderr
     assert proc.returncode != 0
-    assert "'many' is not of type 'integer'" in out and "total_steps" in out
+    assert "'many' is not of type 'integer'" in out and "['behaviour']['steps']" in out
     assert not (work / "results").exists()
 
 
@@ -325,7 +325,7 @@ def test_slurm_profile_resolves_the_dag(tmp_path):
     smoke = yaml.safe_load((work / "config" / "smoke.yaml").read_text())["families"]
     vel = next(r for o, r in outputs.items() if "behaviour/cheetah-vel/chunk0/lifetime.h5" in o)
     want = behaviour_mem_mb("cheetah-vel", len(smoke["cheetah-vel"]["tasks"]),
-                            smoke["cheetah-vel"]["behaviour"]["total_steps"])
+                            smoke["cheetah-vel"]["behaviour"]["steps"])
     assert f"mem_mb={want}," in vel, vel
     for rule in ("meta_train", "online_finetune"):
         assert "slurm_partition=gpu" in jobs[rule] and "gpu=1" in jobs[rule], (rule, jobs[rule])

@@ -42,7 +42,7 @@ the tests check their gradients agree in float64.
 from __future__ import annotations
 
 import math
-from typing import Callable, Literal, NamedTuple
+from typing import Callable, ClassVar, Literal, NamedTuple
 
 import numpy as np
 import torch
@@ -92,10 +92,10 @@ class MACAWConfig:
     """Initial inner rate of the value tensors; None: ``inner_lr`` (Table 4, Meta-World: 1e-4)."""
     inner_policy_lr: PositiveFloat | None = None
     """Initial inner rate of the policy tensors; None: ``inner_lr`` (Table 4, Meta-World: 1e-2)."""
-    finetune_value_lr: PositiveFloat = 1e-4
+    online_value_lr: PositiveFloat = 1e-4
     """Adam rate of the value during online fine-tuning (Table 1; not given for MACAW in the
     paper, Table 3's value fine-tuning rate)."""
-    finetune_policy_lr: PositiveFloat = 1e-4
+    online_policy_lr: PositiveFloat = 1e-4
     """Adam rate of the policy during online fine-tuning (not given for MACAW in the paper)."""
     lr_lr: NonNegativeFloat = 1e-3
     """Adam rate of the learned inner learning rates."""
@@ -112,6 +112,10 @@ class MACAWConfig:
     behaviour_cloning: bool = False
     """Meta-BC: behaviour-cloning likelihood in both loops instead of AWR (every weight 1,
     no value function, no L_ADV). Same adaptation code as MACAW."""
+
+    RENAMED: ClassVar[dict[str, str]] = {
+        "finetune_value_lr": "online_value_lr", "finetune_policy_lr": "online_policy_lr"}
+    """Old field name -> its new name (:func:`macaw.fields.parse_config` names it)."""
 
 
 class MACAW(nn.Module):
@@ -451,7 +455,7 @@ class MACAWOnlineAgent:
     the current value) on a batch of the growing buffer ("taking more steps of gradient descent
     on the MACAW losses"). The paper gives no fine-tuning rates for MACAW: plain SGD with the
     learned inner rates, meta-trained for one step, diverged within a few hundred steps at
-    default scale, so Adam with ``finetune_value_lr`` / ``finetune_policy_lr`` is used. Works
+    default scale, so Adam with ``online_value_lr`` / ``online_policy_lr`` is used. Works
     on its own copies of the parameters: the meta-trained model never changes.
     """
 
@@ -462,8 +466,8 @@ class MACAWOnlineAgent:
         self._set(*adapt_params(model, context, model.cfg.inner_steps, detached["value"],
                                 detached["policy"], create_graph=False)[:2])
         self.optimizers = [
-            torch.optim.Adam(self.phi.values(), lr=model.cfg.finetune_value_lr),
-            torch.optim.Adam(self.theta.values(), lr=model.cfg.finetune_policy_lr)]
+            torch.optim.Adam(self.phi.values(), lr=model.cfg.online_value_lr),
+            torch.optim.Adam(self.theta.values(), lr=model.cfg.online_policy_lr)]
 
     def _set(self, phi: Params, theta: Params) -> None:
         self.phi, self.theta = phi, theta

@@ -17,7 +17,7 @@ the same with the copy being tuned. Losses are averaged over the
 sampled tasks (the authors' code summed them and divided by the number of training tasks:
 a constant factor, which Adam ignores).
 
-Meta-test: copy both networks, then ``finetune_steps`` (20) rounds of one Adam step on the
+Meta-test: copy both networks, then ``adapt_steps`` (20) rounds of one Adam step on the
 value loss followed by one Adam step on the AWR loss whose advantages come from the value as
 just updated -- interleaved, as in the authors' code (``eval_multitask``) -- all on the same
 adaptation batch. The task's policy is the fine-tuned copy's mean action.
@@ -29,7 +29,7 @@ head (MT+FT has no L_ADV).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Callable, NamedTuple
+from typing import TYPE_CHECKING, Callable, ClassVar, NamedTuple
 
 import numpy as np
 import torch
@@ -60,12 +60,12 @@ class MTFTConfig:
     """Adam rate of the value network in training (Table 3: 1e-4; walker 1e-5; Meta-World 1e-6)."""
     policy_lr: PositiveFloat = 1e-4
     """Adam rate of the policy network in training (Table 3: 1e-4)."""
-    finetune_value_lr: PositiveFloat = 1e-4
+    adapt_value_lr: PositiveFloat = 1e-4
     """Adam rate of the value copy at meta-test (Table 3: 1e-4; walker 1e-5; Meta-World 1e-6)."""
-    finetune_policy_lr: PositiveFloat = 1e-3
+    adapt_policy_lr: PositiveFloat = 1e-3
     """Adam rate of the policy copy at meta-test (Table 3: 1e-3)."""
-    finetune_steps: NonNegativeInt = 20
-    """Fine-tuning rounds at meta-test, each one value step then one policy step (paper: 20; 0:
+    adapt_steps: NonNegativeInt = 20
+    """Adaptation rounds at meta-test, each one value step then one policy step (paper: 20; 0:
     the unadapted network)."""
     temperature: PositiveFloat = 1.0
     """AWR temperature T."""
@@ -73,6 +73,11 @@ class MTFTConfig:
     """Clip of the AWR weights (Table 3: max advantage clip 20)."""
     bootstrap: bool = True
     """Bootstrap value targets and advantages at the episode's time limit (authors' code)."""
+
+    RENAMED: ClassVar[dict[str, str]] = {
+        "finetune_value_lr": "adapt_value_lr", "finetune_policy_lr": "adapt_policy_lr",
+        "finetune_steps": "adapt_steps"}
+    """Old field name -> its new name (:func:`macaw.fields.parse_config` names it)."""
 
 
 # ------------------------------------------------------------------------------ networks
@@ -150,7 +155,7 @@ def _per_task_copy(params: Params, n_tasks: int) -> Params:
 
 def finetune(model: "MTFT", batch: Batch) -> FineTuned:
     """Meta-test fine-tuning of fresh copies of ``model``'s networks on each task's batch
-    ``(T, B, ...)``, task one-hot zero: ``finetune_steps`` rounds of one value Adam step (Eq. 2)
+    ``(T, B, ...)``, task one-hot zero: ``adapt_steps`` rounds of one value Adam step (Eq. 2)
     then one policy Adam step (Eq. 1, advantages from the value as just updated).
 
     All T tasks are tuned at once: the copies are stacked along a leading task dim and the
@@ -161,9 +166,9 @@ def finetune(model: "MTFT", batch: Batch) -> FineTuned:
     tail_inputs = task_inputs(batch.tail_observations, None, n)
     value = _per_task_copy(model.params("value"), inputs.shape[0])
     policy = _per_task_copy(model.params("policy"), inputs.shape[0])
-    optimizers = {"value": torch.optim.Adam(value.values(), lr=cfg.finetune_value_lr),
-                  "policy": torch.optim.Adam(policy.values(), lr=cfg.finetune_policy_lr)}
-    for _ in range(cfg.finetune_steps):
+    optimizers = {"value": torch.optim.Adam(value.values(), lr=cfg.adapt_value_lr),
+                  "policy": torch.optim.Adam(policy.values(), lr=cfg.adapt_policy_lr)}
+    for _ in range(cfg.adapt_steps):
         v_weights = net_weights(model.value_net, value)
         targets = value_targets(v_weights, batch, tail_inputs, cfg.bootstrap)
         optimizers["value"].zero_grad(set_to_none=True)

@@ -3,7 +3,7 @@
 PEARL infers a task latent ``z`` from a context of transitions and trains a soft actor-critic
 (SAC, Haarnoja et al., 2018, the version with a state-value network) whose Q, V and policy
 all take ``z`` as an extra input. "Offline" means every batch comes from the fixed task
-buffers and nothing is ever collected: for each of ``meta_batch`` training tasks per step,
+buffers and nothing is ever collected: for each of ``tasks_per_batch`` training tasks per step,
 
 - the context ``c`` is ``context_batch`` transitions ``(s, a, r, s')`` drawn uniformly from
   the task's inner (adaptation-quality) window, as at meta-test (:mod:`macaw.evaluate` draws
@@ -38,7 +38,7 @@ from __future__ import annotations
 
 import copy
 import math
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING, Callable, ClassVar
 
 import numpy as np
 import torch
@@ -68,8 +68,9 @@ class PEARLConfig:
     """Hidden layers of every network, encoder included."""
     encoder_width: PositiveInt = 200
     """Hidden units per layer of the context encoder (rlkit's launcher: 200)."""
-    meta_batch: PositiveInt = 5
-    """Training tasks per step (Table 2: 4-10; 5 = MACAW's tasks_per_batch)."""
+    tasks_per_batch: PositiveInt = 5
+    """Training tasks per step (Table 2: 4-10); PEARL's own, in place of the run's
+    ``tasks_per_batch`` (also 5) that MACAW and MT+FT use."""
     batch_size: PositiveInt = 256
     """RL (SAC) transitions per task and step, uniform from the task's good window."""
     context_batch: PositiveInt = 256
@@ -85,9 +86,9 @@ class PEARLConfig:
     """Soft (Polyak) update rate of the target V network."""
     policy_lr: PositiveFloat = 3e-4
     """Adam rate of the policy."""
-    q_lr: PositiveFloat = 3e-4
+    critic_lr: PositiveFloat = 3e-4
     """Adam rate of the two Q networks."""
-    v_lr: PositiveFloat = 3e-4
+    value_lr: PositiveFloat = 3e-4
     """Adam rate of the V network."""
     encoder_lr: PositiveFloat = 3e-4
     """Adam rate of the context encoder."""
@@ -95,6 +96,10 @@ class PEARLConfig:
     """Weight of the penalty on the policy's squared pre-tanh mean (rlkit)."""
     policy_std_reg: NonNegativeFloat = 1e-3
     """Weight of the penalty on the policy's squared log-std (rlkit)."""
+
+    RENAMED: ClassVar[dict[str, str]] = {
+        "meta_batch": "tasks_per_batch", "q_lr": "critic_lr", "v_lr": "value_lr"}
+    """Old field name -> its new name (:func:`macaw.fields.parse_config` names it)."""
 
 
 # ------------------------------------------------------------------------------ maths
@@ -264,8 +269,9 @@ class PEARL(nn.Module):
 def sac_optimizers(model: PEARL) -> dict[str, torch.optim.Optimizer]:
     """Adam for the policy, both Q networks and V (Table 2 rates)."""
     cfg = model.cfg
-    return {"q": torch.optim.Adam([*model.q1.parameters(), *model.q2.parameters()], lr=cfg.q_lr),
-            "value": torch.optim.Adam(model.value.parameters(), lr=cfg.v_lr),
+    return {"q": torch.optim.Adam([*model.q1.parameters(), *model.q2.parameters()],
+                                  lr=cfg.critic_lr),
+            "value": torch.optim.Adam(model.value.parameters(), lr=cfg.value_lr),
             "policy": torch.optim.Adam(model.policy.parameters(), lr=cfg.policy_lr)}
 
 
@@ -273,10 +279,10 @@ def sac_optimizers(model: PEARL) -> dict[str, torch.optim.Optimizer]:
 
 def sample_pearl_batches(tasks: list[TaskData], cfg: PEARLConfig, rng: np.random.Generator
                          ) -> tuple[Batch, Batch]:
-    """``min(meta_batch, len(tasks))`` distinct tasks; per task a context drawn uniformly from
+    """``min(tasks_per_batch, len(tasks))`` distinct tasks; per task a context drawn uniformly from
     its inner window and an RL batch drawn uniformly from its good window, ``(T, N, ...)``.
     The two may share transitions (rlkit samples them independently)."""
-    chosen = rng.choice(len(tasks), size=min(cfg.meta_batch, len(tasks)), replace=False)
+    chosen = rng.choice(len(tasks), size=min(cfg.tasks_per_batch, len(tasks)), replace=False)
     contexts, batches = [], []
     for k in chosen:
         task = tasks[k]

@@ -74,7 +74,7 @@ class EnsembleSAC:
     algorithm = "sac"
 
     def __init__(self, n_tasks: int, obs_dim: int, act_dim: int, hidden: list[int],
-                 lr_actor: float = 3e-4, lr_critic: float = 1e-3, gamma: float = 0.99,
+                 policy_lr: float = 3e-4, critic_lr: float = 1e-3, gamma: float = 0.99,
                  tau: float = 0.005, policy_delay: int = 2,
                  generators: list[torch.Generator | None] | None = None,
                  device: torch.device | str = "cpu", **_unused):
@@ -87,9 +87,9 @@ class EnsembleSAC:
         self.critic_target = copy.deepcopy(self.critic).requires_grad_(False)
         self.log_alpha = torch.zeros(n_tasks, device=device, requires_grad=True)
         self.target_entropy = -float(act_dim)
-        self.actor_opt = torch.optim.Adam(self.actor.parameters(), lr=lr_actor)
-        self.critic_opt = torch.optim.Adam(self.critic.parameters(), lr=lr_critic)
-        self.alpha_opt = torch.optim.Adam([self.log_alpha], lr=lr_actor)
+        self.actor_opt = torch.optim.Adam(self.actor.parameters(), lr=policy_lr)
+        self.critic_opt = torch.optim.Adam(self.critic.parameters(), lr=critic_lr)
+        self.alpha_opt = torch.optim.Adam([self.log_alpha], lr=policy_lr)
         self.n_updates = 0
 
     def _policy(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -166,7 +166,7 @@ class EnsembleTD3:
     algorithm = "td3"
 
     def __init__(self, n_tasks: int, obs_dim: int, act_dim: int, hidden: list[int],
-                 lr_actor: float = 3e-4, lr_critic: float = 3e-4, gamma: float = 0.99,
+                 policy_lr: float = 3e-4, critic_lr: float = 3e-4, gamma: float = 0.99,
                  tau: float = 0.005, policy_delay: int = 2, exploration_noise: float = 0.1,
                  policy_noise: float = 0.2, noise_clip: float = 0.5,
                  generators: list[torch.Generator | None] | None = None,
@@ -181,8 +181,8 @@ class EnsembleTD3:
         self.actor_target = copy.deepcopy(self.actor).requires_grad_(False)
         self.critic = TwinCritic(n_tasks, obs_dim, act_dim, hidden, self.generators).to(device)
         self.critic_target = copy.deepcopy(self.critic).requires_grad_(False)
-        self.actor_opt = torch.optim.Adam(self.actor.parameters(), lr=lr_actor)
-        self.critic_opt = torch.optim.Adam(self.critic.parameters(), lr=lr_critic)
+        self.actor_opt = torch.optim.Adam(self.actor.parameters(), lr=policy_lr)
+        self.critic_opt = torch.optim.Adam(self.critic.parameters(), lr=critic_lr)
         self.n_updates = 0
 
     @torch.no_grad()

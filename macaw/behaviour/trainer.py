@@ -24,16 +24,14 @@ import dataclasses
 import json
 import logging
 import time
-from dataclasses import field
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import ClassVar, Literal
 
 import gymnasium as gym
 import h5py
 import mujoco
 import numpy as np
 import torch
-from pydantic import Field
 from tqdm.auto import tqdm
 
 from macaw.behaviour.agents import AGENTS, TransitionBatch
@@ -60,18 +58,20 @@ class BehaviourConfig:
     """Task ids trained together as one ensemble."""
     algorithm: Literal["sac", "td3"] = "sac"
     """``sac`` or ``td3`` (the paper uses TD3 for cheetah-vel, SAC elsewhere)."""
-    total_steps: PositiveInt = 30_000
+    steps: PositiveInt = 30_000
     """Environment steps per task (the length of each task's lifetime buffer)."""
     learning_starts: NonNegativeInt = 2_000
     """Uniform-random actions for this many steps before learning starts."""
-    hidden: Annotated[list[PositiveInt], Field(min_length=1)] = field(default_factory=lambda: [128, 128])
-    """Hidden layer widths of actor and critics."""
+    width: PositiveInt = 128
+    """Hidden units per layer of actor and critics."""
+    n_hidden: PositiveInt = 2
+    """Hidden layers of actor and critics."""
     batch_size: PositiveInt = 128
     """Transitions per task per gradient step."""
-    lr_actor: PositiveFloat = 3e-4
-    """Actor (and SAC temperature) learning rate."""
-    lr_critic: PositiveFloat = 1e-3
-    """Critic learning rate."""
+    policy_lr: PositiveFloat = 3e-4
+    """Adam rate of the actor (and of the SAC temperature)."""
+    critic_lr: PositiveFloat = 1e-3
+    """Adam rate of the critics."""
     gamma: UnitFraction = 0.99
     """Discount factor."""
     tau: UnitFraction = 0.005
@@ -85,6 +85,11 @@ class BehaviourConfig:
     """Save a resumable checkpoint every this many steps (0: never)."""
     log_every: PositiveInt = 1_000
     """Log per-task returns every this many steps."""
+
+    RENAMED: ClassVar[dict[str, str]] = {
+        "total_steps": "steps", "lr_actor": "policy_lr", "lr_critic": "critic_lr",
+        "hidden": "width and n_hidden; hidden: [128, 128] is width: 128, n_hidden: 2"}
+    """Old field name -> its new name (:func:`macaw.fields.parse_config` names it)."""
 
     @classmethod
     def from_dict(cls, family: str, values: dict) -> "BehaviourConfig":
@@ -176,7 +181,7 @@ def _time_limit(env: gym.Env) -> gym.wrappers.TimeLimit:
 
 
 class LifetimeReplay:
-    """Every transition of every task, in order: tensors of shape ``(T, total_steps, ...)``."""
+    """Every transition of every task, in order: tensors of shape ``(T, steps, ...)``."""
 
     KEYS = ("observations", "actions", "rewards", "next_observations", "terminals", "timeouts")
 
@@ -234,11 +239,11 @@ def train_behaviour(cfg: BehaviourConfig, lifetime_path: Path, policy_path: Path
     obs_dim = envs.envs[0].observation_space.shape[0]
     act_dim = envs.envs[0].action_space.shape[0]
     device = pick_device(cfg.device, f"behaviour config of {cfg.family!r}")
-    agent = AGENTS[cfg.algorithm](len(cfg.tasks), obs_dim, act_dim, list(cfg.hidden),
-                                  lr_actor=cfg.lr_actor, lr_critic=cfg.lr_critic,
+    agent = AGENTS[cfg.algorithm](len(cfg.tasks), obs_dim, act_dim, [cfg.width] * cfg.n_hidden,
+                                  policy_lr=cfg.policy_lr, critic_lr=cfg.critic_lr,
                                   gamma=cfg.gamma, tau=cfg.tau, generators=torch_gens,
                                   device=device)
-    replay = LifetimeReplay(len(cfg.tasks), cfg.total_steps, obs_dim, act_dim)
+    replay = LifetimeReplay(len(cfg.tasks), cfg.steps, obs_dim, act_dim)
     # (return, end step, success) of every finished episode of every task
     episodes: list[list[tuple[float, int, bool]]] = [[] for _ in cfg.tasks]
 
@@ -285,10 +290,10 @@ def train_behaviour(cfg: BehaviourConfig, lifetime_path: Path, policy_path: Path
         saved["step"] = step
 
     t0 = time.perf_counter()
-    bar = tqdm(total=cfg.total_steps, initial=start, disable=not progress,
+    bar = tqdm(total=cfg.steps, initial=start, disable=not progress,
                desc=f"behaviour {cfg.family} ({len(cfg.tasks)} tasks, {cfg.algorithm})",
                unit="step", dynamic_ncols=True)
-    for step in range(start, cfg.total_steps):
+    for step in range(start, cfg.steps):
         if step < cfg.learning_starts:
             actions = np.stack([g.uniform(-1.0, 1.0, size=act_dim) for g in numpy_gens]
                                ).astype(np.float32)
@@ -303,7 +308,7 @@ def train_behaviour(cfg: BehaviourConfig, lifetime_path: Path, policy_path: Path
             batch = replay.sample(cfg.batch_size, torch_gens)
             agent.update(TransitionBatch(*(t.to(device) for t in batch)))
         bar.update(1)
-        if (step + 1) % cfg.log_every == 0 or step + 1 == cfg.total_steps:
+        if (step + 1) % cfg.log_every == 0 or step + 1 == cfg.steps:
             last = [ep[-1][0] if ep else float("nan") for ep in episodes]
             bar.set_postfix(mean_return=f"{np.nanmean(last):.1f}" if episodes[0] else "n/a")
             log.info("%s step %d (%.0f steps/s): last episode return per task: %s", cfg.family,
@@ -316,11 +321,11 @@ def train_behaviour(cfg: BehaviourConfig, lifetime_path: Path, policy_path: Path
                          cfg.family, step + 1,
                          ", ".join(f"t{t:02d} {s:.1f}" for t, s in zip(cfg.tasks, recent)))
         if cfg.checkpoint_every and (step + 1) % cfg.checkpoint_every == 0 \
-                and step + 1 < cfg.total_steps:
+                and step + 1 < cfg.steps:
             save_checkpoint(step + 1)
     bar.close()
 
-    _check_finite(cfg, agent, episodes, cfg.total_steps)
+    _check_finite(cfg, agent, episodes, cfg.steps)
     _write_lifetime(lifetime_path, cfg, replay, episodes, family.env_id,
                     elapsed=time.perf_counter() - t0, success_flag=family.success_flag)
     save_state(policy_path, {"config": dataclasses.asdict(cfg), "agent": agent.state_dict(),
@@ -361,14 +366,14 @@ def _write_lifetime(path: Path, cfg: BehaviourConfig, replay: LifetimeReplay,
     episode returns (and, for a family with a success flag, ``episode_successes`` as 0/1)."""
     with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
         f.attrs.update({"format": LIFETIME_FORMAT, "family": cfg.family, "env_id": env_id,
-                        "algorithm": cfg.algorithm, "policy_steps": cfg.total_steps,
+                        "algorithm": cfg.algorithm, "policy_steps": cfg.steps,
                         "config": json.dumps(dataclasses.asdict(cfg)),
                         "provenance": json.dumps(provenance(), sort_keys=True),
                         "wall_clock_s": elapsed})
         for i, task in enumerate(cfg.tasks):
             if not episodes[i]:
                 raise RuntimeError(f"{cfg.family} task {task}: no episode finished within "
-                                   f"{cfg.total_steps} steps; raise total_steps")
+                                   f"{cfg.steps} steps; raise steps")
             end = episodes[i][-1][1]
             g = f.create_group(f"task{task:02d}")
             g.attrs["task_id"] = task

@@ -68,7 +68,7 @@ def behaviour_mem_mb(wildcards):
     from macaw.resources import behaviour_mem_mb
 
     family = wildcards.family
-    steps = config["families"][family]["behaviour"]["total_steps"]
+    steps = config["families"][family]["behaviour"]["steps"]
     return behaviour_mem_mb(family, len(behaviour_chunks(family)[int(wildcards.chunk)]), steps)
 
 
@@ -76,7 +76,7 @@ def data_mem_mb(family, buffers):
     """A job's memory when it loads `buffers` of `family` (macaw/resources.py)."""
     from macaw.resources import meta_train_mem_mb
 
-    steps = config["families"][family]["behaviour"]["total_steps"]
+    steps = config["families"][family]["behaviour"]["steps"]
     return meta_train_mem_mb(family, len(buffers), steps)
 
 
