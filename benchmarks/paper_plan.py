@@ -48,7 +48,9 @@ def time_chunk(family: str, spec: dict, n_tasks: int, steps: int) -> float:
     """Seconds for one behaviour job of ``n_tasks`` tasks at the paper's sizes, ``steps``
     lock-steps after learning starts."""
     b = spec["behaviour"]
-    start = b["batch_size"]                  # the least random-action phase the trainer allows
+    # The least random-action phase the trainer allows, long enough that an episode finishes
+    # (the lifetime file needs one).
+    start = max(b["batch_size"], get_family(family).episode_steps)
     cfg = BehaviourConfig(family=family, tasks=list(range(n_tasks)), algorithm=b["algorithm"],
                           steps=start + steps, learning_starts=start,
                           width=b["width"], n_hidden=b["n_hidden"], batch_size=b["batch_size"],

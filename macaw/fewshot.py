@@ -59,7 +59,7 @@ from pydantic import Field
 from tqdm.auto import tqdm
 
 from macaw.fields import NonNegativeInt, PositiveFloat, PositiveInt, config_class, parse_config
-from macaw.io import atomic_path
+from macaw.io import atomic_path, write_csv
 from macaw.nets.layers import WT_INITS, LayerSpec, Params, affine, effective_weights
 from macaw.nets.networks import MetaNet, closest_width
 from macaw.nets.optim import inverse_softplus, sgd_step
@@ -360,8 +360,7 @@ def run_fewshot(cfg: FewShotConfig, out_csv: Path, progress: bool = True,
             "train_classes": list(TRAIN_CLASSES), "test_classes": list(TEST_CLASSES),
             "dataset": "scikit-learn load_digits (8x8)", "final_inner_lrs": lrs,
             "wall_s": round(time.perf_counter() - t0, 2), "provenance": provenance()}
-    with atomic_path(out_csv) as tmp:
-        tmp.write_text("step,accuracy\n" + "".join(f"{s},{a:.6f}\n" for s, a in rows))
+    write_csv(out_csv, ["step", "accuracy"], rows, {"accuracy": ".6f"})
     with atomic_path(config_path(out_csv)) as tmp:
         tmp.write_text(yaml.safe_dump(meta, sort_keys=False))
     return rows

@@ -1,12 +1,14 @@
-"""Atomic file writing: every file a rule writes appears whole or not at all."""
+"""Atomic file writing: every file a rule writes appears whole or not at all, CSV tables
+included (:func:`write_csv`, the one row writer of every training loop)."""
 
 from __future__ import annotations
 
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 
 @contextmanager
@@ -34,3 +36,21 @@ def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
     return mask
+
+
+def write_csv(path: str | os.PathLike, columns: Sequence[str],
+              rows: Iterable[Sequence[Any] | Mapping[str, Any]],
+              formats: Mapping[str, str] | None = None, default: str = "") -> None:
+    """Write ``rows`` (tuples in ``columns`` order, or mappings by column name) as a CSV with a
+    header, atomically. A cell is ``format(value, formats.get(column, default))``, empty for
+    None or a mapping's missing column (``".6f"``: six decimals; ``""``: as ``str``)."""
+    formats = formats or {}
+
+    def cells(row) -> Iterator[str]:
+        values = (row.get(c) for c in columns) if isinstance(row, Mapping) else row
+        for column, value in zip(columns, values):
+            yield "" if value is None else format(value, formats.get(column, default))
+
+    with atomic_path(path) as tmp:
+        tmp.write_text(",".join(columns) + "\n"
+                       + "".join(",".join(cells(row)) + "\n" for row in rows))

@@ -48,7 +48,7 @@ from macaw.data import WINDOWS, TaskData
 from macaw.envs import get_family
 from macaw.evaluate import evaluate_tasks
 from macaw.fields import NonNegativeInt, PositiveInt, config_class, parse_config
-from macaw.io import atomic_path
+from macaw.io import atomic_path, write_csv
 from macaw.provenance import provenance
 from macaw.runs import config_differences, load_state, pick_device, save_state
 
@@ -149,13 +149,14 @@ def evaluation_seed(cfg: MetaTrainConfig, step: int) -> int:
     return cfg.seed * 1_000_003 + step
 
 
+EVAL_FORMATS = {"return": ".6f", "unadapted_return": ".6f", "success": ".1f"}
+"""``eval.csv``'s number formats (the other columns are integers)."""
+
+
 def write_train_csv(path: Path, train_rows: list[dict[str, float]]) -> None:
     """``train.csv``: one row per evaluation, the union of the rows' columns."""
     columns = list(dict.fromkeys(k for row in train_rows for k in row)) or ["step"]
-    with atomic_path(path) as tmp:
-        tmp.write_text(",".join(columns) + "\n" + "".join(
-            ",".join("" if row.get(c) is None else f"{row[c]:.6g}" for c in columns) + "\n"
-            for row in train_rows))
+    write_csv(path, columns, train_rows, default=".6g")
 
 
 def check_tasks(cfg: MetaTrainConfig, train: list[TaskData], test: list[TaskData],
@@ -270,7 +271,8 @@ def run_meta_training(cfg: MetaTrainConfig, train_buffers: list[Path],
     # Rows are (step, task_id, episode, return, unadapted_return[, success]); checkpointed,
     # so a resume rewrites them all. train_rows likewise.
     with_success = get_family(test[0].buffer.family).success_flag
-    header = "step,task_id,episode,return,unadapted_return" + (",success" if with_success else "")
+    columns = ["step", "task_id", "episode", "return", "unadapted_return"] + (
+        ["success"] if with_success else [])
     train_rows = ckpt["train_rows"] if start else []
     pending: list[dict[str, float]] = []
 
@@ -285,10 +287,7 @@ def run_meta_training(cfg: MetaTrainConfig, train_buffers: list[Path],
         write_csvs()
 
     def write_csvs() -> None:
-        with atomic_path(eval_path) as tmp:
-            tmp.write_text(header + "\n" + "".join(
-                f"{s},{t},{e},{r:.6f},{u:.6f}" + "".join(f",{x:.1f}" for x in rest) + "\n"
-                for s, t, e, r, u, *rest in rows))
+        write_csv(eval_path, columns, rows, EVAL_FORMATS)
         write_train_csv(run_dir / "train.csv", train_rows)
 
     def evaluate(step: int) -> float:

@@ -32,7 +32,7 @@ from macaw.data.buffer import episode_tails
 from macaw.envs import make_task_env
 from macaw.evaluate import adaptation_batch, rollout_return
 from macaw.fields import NonNegativeInt, PositiveInt, config_class, parse_config
-from macaw.io import atomic_path
+from macaw.io import atomic_path, write_csv
 from macaw.meta_train import load_finished_run
 
 log = logging.getLogger(__name__)
@@ -148,9 +148,7 @@ def run_online_finetuning(run_dir: Path, test_buffers: list[Path], cfg: OnlineCo
             rows.append((env_steps, task.task_id, ret))
             log.info("%s task %d: %d env steps, return %.1f", meta.method, task.task_id,
                      env_steps, ret)
-    with atomic_path(out_csv) as tmp:
-        tmp.write_text("env_steps,task_id,return\n"
-                       + "".join(f"{s},{t},{r:.6f}\n" for s, t, r in rows))
+    write_csv(out_csv, ["env_steps", "task_id", "return"], rows, {"return": ".6f"})
     return Path(out_csv)
 
 

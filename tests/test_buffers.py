@@ -482,3 +482,17 @@ def test_buffers_record_their_provenance_and_inspect_prints_it(tmp_path, capsys)
     with h5py.File(path, "a") as f:
         del f.attrs["provenance"]
     assert load_task_buffer(path).provenance == {}
+
+
+def test_write_csv_formats_each_column_and_leaves_missing_cells_empty(tmp_path):
+    import pandas as pd
+
+    from macaw.io import write_csv
+
+    write_csv(tmp_path / "t.csv", ["step", "return", "loss"],
+              [(0, -1.23456789, None), {"step": 250, "return": 2.5}],
+              {"return": ".6f"}, default=".3g")
+    assert (tmp_path / "t.csv").read_text() == ("step,return,loss\n0,-1.234568,\n"
+                                                "250,2.500000,\n")
+    frame = pd.read_csv(tmp_path / "t.csv")
+    assert list(frame.columns) == ["step", "return", "loss"] and frame.loss.isna().all()

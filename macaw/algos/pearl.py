@@ -44,9 +44,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from macaw.nets.optim import polyak_update
 from macaw.data import Batch, TaskData, stack_batches, uniform_indices
 from macaw.fields import NonNegativeFloat, PositiveFloat, PositiveInt, UnitFraction, config_class
+from macaw.nets.optim import polyak_update
 
 if TYPE_CHECKING:
     from macaw.meta_train import MetaTrainConfig
