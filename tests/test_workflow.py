@@ -249,9 +249,12 @@ def test_a_killed_build_is_rerun_by_the_readme_commands(smoke_run, tmp_path):
     shutil.rmtree(run)
     target = str((run / "eval.csv").relative_to(work))
     args = (target, "--cores", "1", "--configfile", "config/long.yaml")
+    # SIGINT back to its default in the child: a test run started in the background by a
+    # non-interactive shell (`nohup pytest &`) inherits SIGINT ignored, and the kill would not land.
     proc = subprocess.Popen(["snakemake", *args], cwd=work, env=repo_env(),
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            start_new_session=True)
+                            start_new_session=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         deadline = time.monotonic() + 600
         while not (run / "eval.csv").exists():
