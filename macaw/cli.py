@@ -59,15 +59,62 @@ class _Parser(argparse.ArgumentParser):
     shown: it imports the config classes, and with them torch."""
 
     def __init__(self, *args, fields=None, **kwargs):
-        if fields is not None:
-            kwargs.setdefault("formatter_class", argparse.RawDescriptionHelpFormatter)
+        kwargs.setdefault("formatter_class", argparse.RawDescriptionHelpFormatter)
         super().__init__(*args, **kwargs)
         self._fields = fields
 
     def format_help(self) -> str:
-        if self._fields is not None and self.epilog is None:
-            self.epilog = self._fields()
+        if self.epilog is None:
+            command = self.prog.split()[-1]
+            parts = [self._fields()] if self._fields is not None else []
+            if command in EXAMPLES:
+                parts.append("example:\n  " + EXAMPLES[command].replace("\n", "\n  "))
+            self.epilog = "\n\n".join(parts) or None
         return super().format_help()
+
+
+# One example per subcommand, shown at the end of its --help (paths as the workflow writes them).
+EXAMPLES = {
+    "train-behaviour": "macaw train-behaviour --family walker-params --tasks 0 2 --set steps=2000 \\\n"
+                       "    --lifetime /tmp/walker/lifetime.h5 --policy /tmp/walker/policy.pt",
+    "export-buffer": "macaw export-buffer --lifetime /tmp/walker/lifetime.h5 --task 2 "
+                     "--out /tmp/walker/task02.h5",
+    "inspect-buffer": "macaw inspect-buffer results/buffers/walker-params/task*.h5",
+    "make-split": "macaw make-split --family cheetah-vel --split sparse5 --out /tmp/sparse5.json",
+    "meta-train": "macaw meta-train --family cheetah-vel --split results/splits/cheetah-vel/standard.json \\\n"
+                  "    --buffers-dir results/buffers/cheetah-vel --method macaw --seed 0 \\\n"
+                  "    --set steps=2000 --set macaw.width=64 --run-dir /tmp/run",
+    "test-time-steps": "macaw test-time-steps --run-dir results/runs/cheetah-vel/standard/macaw/seed0 \\\n"
+                       "    --buffers results/buffers/cheetah-vel/task{02,07,15,23,26}.h5 --steps 1 5 "
+                       "--out /tmp/steps.csv",
+    "online-finetune": "macaw online-finetune --run-dir results/runs/cheetah-vel/extrapolation/macaw/seed0 \\\n"
+                       "    --buffers results/buffers/cheetah-vel/task{26..39}.h5 --set env_steps=2000 "
+                       "--out /tmp/online.csv",
+    "fewshot": "macaw fewshot --variant wt --seed 0 --set steps=50 --out /tmp/fewshot/wt/seed0.csv",
+    "plot-fig8": "macaw plot-fig8 --buffers results/buffers/*/task*.h5 --pdf /tmp/fig8.pdf "
+                 "--csv /tmp/fig8.csv",
+    "plot-fig9": "macaw plot-fig9 --buffers results/buffers/ml45/task*.h5 --pdf /tmp/fig9.pdf "
+                 "--csv /tmp/fig9.csv",
+    "plot-curves": "macaw plot-curves --title cheetah-vel --pdf /tmp/c.pdf --csv /tmp/c.csv \\\n"
+                   "    --run cheetah-vel MACAW 0 results/runs/cheetah-vel/standard/macaw/seed0/eval.csv \\\n"
+                   "    --run cheetah-vel 'Offline MT+FT' 0 results/runs/cheetah-vel/standard/mt_ft/seed0/eval.csv",
+    "plot-sparsity": "macaw plot-sparsity --title 'fewer tasks' --pdf /tmp/s.pdf --csv /tmp/s.csv \\\n"
+                     "    --run 35 MACAW 0 results/runs/cheetah-vel/standard/macaw/seed0/eval.csv \\\n"
+                     "    --run 5 MACAW 0 results/runs/cheetah-vel/sparse5/macaw/seed0/eval.csv",
+    "plot-diagnostics": "macaw plot-diagnostics --title cheetah-vel --pdf /tmp/d.pdf --csv /tmp/d.csv \\\n"
+                        "    --run MACAW 0 results/runs/cheetah-vel/standard/macaw/seed0",
+    "plot-fig6": "macaw plot-fig6 --pdf /tmp/fig6.pdf --csv /tmp/fig6.csv \\\n"
+                 "    --run 'Weight Transform' 0 results/fewshot/wt/seed0.csv \\\n"
+                 "    --run 'No WT, equal width' 0 results/fewshot/nowt_width/seed0.csv",
+    "summary": "macaw summary --csv /tmp/summary.csv --md /tmp/summary.md \\\n"
+               "    --run cheetah-vel standard MACAW 0 results/runs/cheetah-vel/standard/macaw/seed0/eval.csv \\\n"
+               "    --run cheetah-vel standard 'Offline MT+FT' 0 results/runs/cheetah-vel/standard/mt_ft/seed0/eval.csv",
+    "table1": "macaw table1 --csv /tmp/table1.csv --md /tmp/table1.md \\\n"
+              "    --run MACAW results/online/cheetah-vel/extrapolation/macaw/seed0.csv \\\n"
+              "    --run 'Offline PEARL' results/online/cheetah-vel/extrapolation/pearl/seed0.csv",
+    "export-minari": "macaw export-minari --buffers results/buffers/cheetah-vel/task03.h5 \\\n"
+                     "    --dataset-id macaw/cheetah-vel-task03-v0 --root /tmp/minari",
+}
 
 
 def _config_args(p: argparse.ArgumentParser, what: str) -> None:

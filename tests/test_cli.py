@@ -82,3 +82,19 @@ def test_an_old_field_name_is_one_line_naming_the_new_one(tmp_path, capsys):
     assert "behaviour config of 'cheetah-vel': total_steps was renamed to steps " \
            "(see config/README.md)" in err
     assert "Traceback" not in err and not list(tmp_path.iterdir())
+
+
+def test_every_subcommand_has_an_example_that_parses():
+    """Each subcommand's --help ends with an example; every example is a valid command line."""
+    import shlex
+
+    from macaw.cli import EXAMPLES, build_parser
+
+    parser = build_parser()
+    commands = next(a for a in parser._actions if a.dest == "command").choices
+    assert set(EXAMPLES) == set(commands)
+    for name, example in EXAMPLES.items():
+        argv = shlex.split(example.replace("\\\n", " "))
+        assert argv[:2] == ["macaw", name]
+        assert parser.parse_args(argv[1:]).command == name
+        assert "example:\n  macaw " + name in commands[name].format_help()
