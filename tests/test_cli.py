@@ -62,25 +62,18 @@ def test_a_malformed_set_is_a_usage_error(capsys):
     assert "expected NAME=VALUE, got 'steps'" in capsys.readouterr().err
 
 
-def test_a_bad_set_value_is_one_clear_line_and_writes_nothing(tmp_path, capsys):
+@pytest.mark.parametrize("setting, message", [
+    ("steps=-5", "steps: input should be greater than or equal to 1, found -5"),
+    ("total_steps=600", "total_steps was renamed to steps (see config/README.md)"),
+])
+def test_a_bad_set_is_one_clear_line_and_writes_nothing(tmp_path, capsys, setting, message):
+    """A value out of range, or a field's old name, fails in one line naming the config."""
     code = cli.main(["train-behaviour", "--family", "cheetah-vel", "--tasks", "0",
                      "--lifetime", str(tmp_path / "lifetime.h5"),
-                     "--policy", str(tmp_path / "policy.pt"), "--set", "steps=-5"])
+                     "--policy", str(tmp_path / "policy.pt"), "--set", setting])
     assert code == 2
     err = capsys.readouterr().err
-    assert "behaviour config of 'cheetah-vel': steps: input should be greater than or " \
-           "equal to 1, found -5" in err
-    assert "Traceback" not in err and not list(tmp_path.iterdir())
-
-
-def test_an_old_field_name_is_one_line_naming_the_new_one(tmp_path, capsys):
-    code = cli.main(["train-behaviour", "--family", "cheetah-vel", "--tasks", "0",
-                     "--lifetime", str(tmp_path / "lifetime.h5"),
-                     "--policy", str(tmp_path / "policy.pt"), "--set", "total_steps=600"])
-    assert code == 2
-    err = capsys.readouterr().err
-    assert "behaviour config of 'cheetah-vel': total_steps was renamed to steps " \
-           "(see config/README.md)" in err
+    assert f"behaviour config of 'cheetah-vel': {message}" in err
     assert "Traceback" not in err and not list(tmp_path.iterdir())
 
 
