@@ -50,7 +50,8 @@ from macaw.evaluate import evaluate_tasks
 from macaw.fields import NonNegativeInt, PositiveInt, config_class, parse_config
 from macaw.io import atomic_path, write_csv
 from macaw.provenance import provenance
-from macaw.runs import config_differences, load_state, pick_device, save_state
+from macaw.runs import (EVALUATION, config_differences, load_state, non_finite, pick_device,
+                        save_state, stream_seed)
 
 log = logging.getLogger(__name__)
 
@@ -145,8 +146,9 @@ of a re-evaluated run is identical)."""
 
 
 def evaluation_seed(cfg: MetaTrainConfig, step: int) -> int:
-    """Seed of the evaluation at ``step`` (adaptation batches and environment seeds)."""
-    return cfg.seed * 1_000_003 + step
+    """Seed of the evaluation at ``step`` (adaptation batches and environment seeds): its own
+    SeedSequence stream of the run's seed, the same for every method of a seed."""
+    return stream_seed(cfg.seed, EVALUATION, step)
 
 
 EVAL_FORMATS = {"return": ".6f", "unadapted_return": ".6f", "success": ".1f"}
@@ -184,8 +186,7 @@ def check_tasks(cfg: MetaTrainConfig, train: list[TaskData], test: list[TaskData
 
 
 def _check_finite_parameters(model, run_dir: Path, step: int, last_good) -> None:
-    bad = [name for name, p in model.state_dict().items()
-           if torch.is_floating_point(p) and not torch.isfinite(p).all()]
+    bad = non_finite(model.state_dict())
     if bad:
         raise FloatingPointError(
             f"{run_dir}: non-finite parameters {bad[:5]} at meta-step {step}; the last good "

@@ -14,9 +14,14 @@ lifetime would be rewritten hundreds of times). :class:`SegmentStore` writes onl
 added since the last checkpoint, as one ``.npz`` segment per checkpoint (each written
 atomically, loaded with ``allow_pickle=False``), so a run's total checkpoint I/O is linear.
 
-**Seeding.** :func:`stream_generators` derives independent random streams from
-``numpy.random.SeedSequence`` (a run seed plus a key such as a task id) instead of seed
-arithmetic, so that a task's stream is the same whichever other tasks run beside it.
+**Seeding.** :func:`stream_generators` (torch and NumPy generators) and :func:`stream_seed` (an
+integer, for environment resets and evaluations) derive independent random streams from
+``numpy.random.SeedSequence`` (a run seed plus a key such as a task id or a step) instead of
+seed arithmetic, so that a task's stream is the same whichever other tasks run beside it.
+
+**Non-finite guard.** :func:`non_finite` names the tensors of a state that hold NaN or infinity;
+the behaviour and meta-training loops refuse to save such a state, so the last good checkpoint
+stays the one a rerun resumes from.
 """
 
 from __future__ import annotations
@@ -65,6 +70,20 @@ def _decode(value: Any) -> Any:
     return value
 
 
+def non_finite(state: dict, prefix: str = "") -> list[str]:
+    """Dotted names of the floating-point tensors in ``state`` (a state dict, nested dicts
+    allowed) holding a NaN or an infinity: the guard every loop runs before it saves, so that a
+    diverged run never overwrites its last good checkpoint."""
+    bad = []
+    for name, value in state.items():
+        if isinstance(value, dict):
+            bad += non_finite(value, f"{prefix}{name}.")
+        elif isinstance(value, torch.Tensor) and value.is_floating_point() \
+                and not torch.isfinite(value).all():
+            bad.append(f"{prefix}{name}")
+    return bad
+
+
 def pick_device(name: str, where: str) -> torch.device:
     """``auto`` (CUDA when present), ``cpu`` or ``cuda``; ``where`` names the config in the error
     when CUDA is asked for and absent."""
@@ -81,6 +100,18 @@ def stream_generators(seed: int, *key: int) -> tuple[torch.Generator, np.random.
     torch_seq, numpy_seq = np.random.SeedSequence(seed, spawn_key=tuple(key)).spawn(2)
     torch_gen = torch.Generator().manual_seed(int(torch_seq.generate_state(1, np.uint64)[0]))
     return torch_gen, np.random.default_rng(numpy_seq)
+
+
+def stream_seed(seed: int, *key: int) -> int:
+    """A 32-bit integer seed for stream ``key`` of run ``seed`` (``SeedSequence(seed,
+    spawn_key=key)``), for the APIs that take an int (gymnasium's ``reset``, evaluation
+    episodes)."""
+    return int(np.random.SeedSequence(seed, spawn_key=tuple(key)).generate_state(1)[0])
+
+
+ENV_RESET, EVALUATION = 1, 2
+"""Keys of the integer streams: a behaviour task's environment (key ``(task, ENV_RESET)``) and a
+meta-training run's evaluation at a step (key ``(EVALUATION, step)``)."""
 
 
 def save_state(path: str | os.PathLike, state: dict) -> None:

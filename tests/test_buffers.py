@@ -496,3 +496,13 @@ def test_write_csv_formats_each_column_and_leaves_missing_cells_empty(tmp_path):
                                                 "250,2.500000,\n")
     frame = pd.read_csv(tmp_path / "t.csv")
     assert list(frame.columns) == ["step", "return", "loss"] and frame.loss.isna().all()
+
+
+def test_non_finite_names_every_nan_or_inf_tensor_of_a_nested_state():
+    from macaw.runs import non_finite
+
+    state = {"actor": {"w": torch.tensor([1.0, float("nan")]), "b": torch.zeros(2)},
+             "log_alpha": torch.tensor([float("inf")]), "steps": torch.tensor([3]),
+             "critic": {"layers": {"0": torch.ones(1)}}}
+    assert non_finite(state) == ["actor.w", "log_alpha"]
+    assert non_finite({"w": torch.zeros(3)}) == []

@@ -40,8 +40,8 @@ from macaw.fields import (NonNegativeInt, PositiveFloat, PositiveInt, UnitFracti
                           config_class, parse_config)
 from macaw.io import atomic_path
 from macaw.provenance import provenance
-from macaw.runs import (SegmentStore, config_differences, load_state, pick_device, save_state,
-                        stream_generators)
+from macaw.runs import (ENV_RESET, SegmentStore, config_differences, load_state, non_finite,
+                        pick_device, save_state, stream_generators, stream_seed)
 
 log = logging.getLogger(__name__)
 
@@ -103,7 +103,7 @@ class TaskEnvs:
 
     def __init__(self, family: str, tasks: list[int], seed: int):
         self.envs = [make_task_env(family, t) for t in tasks]
-        self.obs = np.stack([env.reset(seed=seed * 10_000 + t)[0]
+        self.obs = np.stack([env.reset(seed=stream_seed(seed, t, ENV_RESET))[0]
                              for env, t in zip(self.envs, tasks)]).astype(np.float32)
         self.episode_return = np.zeros(len(tasks))
         self.episode_length = np.zeros(len(tasks), dtype=np.int64)
@@ -343,14 +343,11 @@ def _replay_dir(checkpoint_path: Path) -> Path:
 def _check_finite(cfg: BehaviourConfig, agent, episodes, step: int) -> None:
     """Refuse to checkpoint or export a run whose networks or episode returns are not finite
     (a diverged critic): the last good checkpoint stays the one a rerun resumes from."""
-    for name, module in agent.state_dict().items():
-        tensors = module.values() if isinstance(module, dict) else [module]
-        for t in tensors:
-            if isinstance(t, torch.Tensor) and t.is_floating_point() \
-                    and not torch.isfinite(t).all():
-                raise FloatingPointError(
-                    f"behaviour {cfg.family}: the {name} parameters are not finite at step "
-                    f"{step}; nothing was saved (lower the learning rates or change the seed)")
+    bad = non_finite({k: v for k, v in agent.state_dict().items() if not k.endswith("_opt")})
+    if bad:
+        raise FloatingPointError(
+            f"behaviour {cfg.family}: the {bad[0].split('.')[0]} parameters are not finite at "
+            f"step {step}; nothing was saved (lower the learning rates or change the seed)")
     for task, ep in zip(cfg.tasks, episodes):
         bad = [i for i, e in enumerate(ep) if not np.isfinite(e[0])]
         if bad:
