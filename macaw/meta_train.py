@@ -137,6 +137,8 @@ def build_learner(cfg: MetaTrainConfig, obs_dim: int, act_dim: int, n_train_task
 
 
 def _rng_state(rng: np.random.Generator) -> dict:
+    """Every random draw of meta-training is on the CPU (PEARL draws its noise there and moves
+    it), so these two states make a resume exact on any device."""
     return {"numpy": rng.bit_generator.state, "torch": torch.get_rng_state()}
 
 
@@ -226,7 +228,7 @@ def run_meta_training(cfg: MetaTrainConfig, train_buffers: list[Path],
     start, rows = 0, []
     last_saved = {"step": None}
     if ckpt_path.exists():
-        ckpt = load_state(ckpt_path, map_location=device)
+        ckpt = load_state(ckpt_path, map_location="cpu")
         differences = config_differences(ckpt["config"], dataclasses.asdict(cfg))
         if differences == [f"steps: {ckpt['config']['steps']!r} -> {cfg.steps!r}"] \
                 and cfg.steps >= ckpt["step"]:
@@ -347,7 +349,7 @@ def load_finished_run(run_dir: Path, test_buffers: list[Path],
     meta = MetaTrainConfig.from_dict({f.name: resolved[f.name]
                                       for f in dataclasses.fields(MetaTrainConfig)})
     device = pick_device(meta.device, "meta-training config")
-    ckpt = load_state(run_dir / "checkpoint.pt", map_location=device)
+    ckpt = load_state(run_dir / "checkpoint.pt", map_location="cpu")
     if ckpt["step"] != meta.steps:
         raise ValueError(f"{run_dir}/checkpoint.pt: meta-training stopped at step "
                          f"{ckpt['step']} of {meta.steps}; finish it first")

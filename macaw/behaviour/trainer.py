@@ -250,7 +250,7 @@ def train_behaviour(cfg: BehaviourConfig, lifetime_path: Path, policy_path: Path
     start = 0
     segments = SegmentStore(_replay_dir(checkpoint_path), axis=1)
     if checkpoint_path.exists():
-        ckpt = load_state(checkpoint_path, map_location=device)
+        ckpt = load_state(checkpoint_path, map_location="cpu")
         differences = config_differences(ckpt.get("config", {}), dataclasses.asdict(cfg))
         if differences:
             raise ValueError(f"{checkpoint_path}: checkpoint was written with another config "
