@@ -14,11 +14,10 @@ from macaw.data import (
     SCHEMA_VERSION,
     Batch,
     BufferSchemaError,
+    TaskData,
     compute_mc_returns,
     contiguous_indices,
     load_task_buffer,
-    sample_contiguous,
-    sample_uniform,
     uniform_indices,
     window_indices,
     write_task_buffer,
@@ -362,10 +361,6 @@ def test_contiguous_sampler_stays_in_window(ten_episodes):
         assert idx[0] >= window[0] and idx[-1] <= window[-1]
         starts.add(int(idx[0]))
     assert len(starts) == window.size - 8 + 1  # every legal start is reachable
-    batch = sample_contiguous(buf, 8, np.random.default_rng(0), window)
-    np.testing.assert_array_equal(
-        batch.observations.numpy(), buf.observations[contiguous_indices(buf, 8, np.random.default_rng(0), window)]
-    )
     with pytest.raises(ValueError, match=f"{window.size + 1}.*{window.size}"):
         contiguous_indices(buf, window.size + 1, rng, window)
 
@@ -384,10 +379,6 @@ def test_uniform_sampler_excludes_and_is_reproducible(ten_episodes):
     a = uniform_indices(buf, 16, np.random.default_rng(42), exclude=exclude)
     b = uniform_indices(buf, 16, np.random.default_rng(42), exclude=exclude)
     np.testing.assert_array_equal(a, b)
-    ba = sample_uniform(buf, 16, np.random.default_rng(42), exclude=exclude)
-    bb = sample_uniform(buf, 16, np.random.default_rng(42), exclude=exclude)
-    for x, y in zip(ba, bb):
-        assert torch.equal(x, y)
     n_left = len(buf) - exclude.size
     with pytest.raises(ValueError, match=f"{n_left + 1}.*only {n_left}"):
         uniform_indices(buf, n_left + 1, rng, exclude=exclude)
@@ -395,7 +386,8 @@ def test_uniform_sampler_excludes_and_is_reproducible(ten_episodes):
 
 def test_batch_shapes_and_dtypes(ten_episodes):
     buf = ten_episodes
-    batch = sample_uniform(buf, 10, np.random.default_rng(0))
+    task = TaskData(buf.path, "good", 10, torch.device("cpu"))
+    batch = task.batch(uniform_indices(buf, 10, np.random.default_rng(0)))
     assert isinstance(batch, Batch)
     assert batch.observations.shape == (10, OBS_DIM)
     assert batch.next_observations.shape == (10, OBS_DIM)
@@ -405,7 +397,7 @@ def test_batch_shapes_and_dtypes(ten_episodes):
     assert all(t.dtype == torch.float32 for t in batch)
     assert set(batch.terminals.unique().tolist()) <= {0.0, 1.0}
     # the terminal flags are the buffer's, as floats
-    full = sample_contiguous(buf, len(buf), np.random.default_rng(0))
+    full = task.batch(np.arange(len(buf)))
     assert full.terminals.sum().item() == buf.terminals.sum()
     assert full.mc_returns[-1].item() == pytest.approx(float(buf.rewards[-1]))
 

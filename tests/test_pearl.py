@@ -4,6 +4,7 @@ meta-training loop (resume = uninterrupted) and online fine-tuning on a copy."""
 from __future__ import annotations
 
 import math
+from unittest import mock
 
 import numpy as np
 import pandas as pd
@@ -201,11 +202,17 @@ def test_build_learner_and_config_validation():
 
 
 def test_sampled_batches_come_from_the_right_windows(tiny_buffers):
-    from macaw.algos.pearl import sample_pearl_batches
-
     tasks = [TaskData(tiny_buffers[t], "bad", 1, torch.device("cpu")) for t in (3, 11)]
-    cfg = PEARLConfig(**{**SMALL, "tasks_per_batch": 5})
-    context, batch = sample_pearl_batches(tasks, cfg, np.random.default_rng(0))
+    model = PEARL(OBS, ACT, 2, PEARLConfig(**{**SMALL, "tasks_per_batch": 5}), seed=0)
+    seen = {}
+
+    def record(model, optimizers, context, batch):
+        seen["context"], seen["batch"] = context, batch
+        return {}
+
+    with mock.patch("macaw.algos.pearl.pearl_step", record):
+        model.train_step(model.optimizers(), tasks, None, np.random.default_rng(0))
+    context, batch = seen["context"], seen["batch"]
     assert context.observations.shape == (2, 32, OBS) and batch.actions.shape == (2, 32, ACT)
     # With one-episode windows, "bad" (first episode) and "good" (last) are disjoint.
     for task in tasks:

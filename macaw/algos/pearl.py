@@ -44,7 +44,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from macaw.data import Batch, TaskData, stack_batches, uniform_indices
+from macaw.data import Batch, TaskData, sample_meta_batch
 from macaw.fields import NonNegativeFloat, PositiveFloat, PositiveInt, UnitFraction, config_class
 from macaw.nets.optim import polyak_update
 
@@ -241,8 +241,10 @@ class PEARL(nn.Module):
                    data: "MetaTrainConfig", rng: np.random.Generator) -> dict[str, float]:
         """One offline PEARL step on a fresh meta-batch of ``tasks``. ``data`` (the run's
         :class:`~macaw.meta_train.MetaTrainConfig`) is not read: batch sizes are PEARL's own."""
-        context, batch = sample_pearl_batches(tasks, self.cfg, rng)
-        return pearl_step(self, optimizers, context, batch)
+        batch = sample_meta_batch(tasks, self.cfg.tasks_per_batch, self.cfg.context_batch,
+                                  self.cfg.batch_size, rng, contiguous_inner=False,
+                                  disjoint=False)
+        return pearl_step(self, optimizers, batch.inner, batch.outer)
 
     @torch.no_grad()
     def adapt_policies(self, batch: Batch) -> list[Callable[[torch.Tensor], torch.Tensor]]:
@@ -276,22 +278,6 @@ def sac_optimizers(model: PEARL) -> dict[str, torch.optim.Optimizer]:
 
 
 # ------------------------------------------------------------------------------ training
-
-def sample_pearl_batches(tasks: list[TaskData], cfg: PEARLConfig, rng: np.random.Generator
-                         ) -> tuple[Batch, Batch]:
-    """``min(tasks_per_batch, len(tasks))`` distinct tasks; per task a context drawn uniformly from
-    its inner window and an RL batch drawn uniformly from its good window, ``(T, N, ...)``.
-    The two may share transitions (rlkit samples them independently)."""
-    chosen = rng.choice(len(tasks), size=min(cfg.tasks_per_batch, len(tasks)), replace=False)
-    contexts, batches = [], []
-    for k in chosen:
-        task = tasks[k]
-        contexts.append(task.batch(uniform_indices(task.buffer, cfg.context_batch, rng,
-                                                   task.inner_window)))
-        batches.append(task.batch(uniform_indices(task.buffer, cfg.batch_size, rng,
-                                                  task.outer_window)))
-    return stack_batches(contexts), stack_batches(batches)
-
 
 def _step(optimizer: torch.optim.Optimizer, loss: torch.Tensor) -> None:
     optimizer.zero_grad(set_to_none=True)

@@ -11,10 +11,7 @@ from macaw.data.buffer import (
 from macaw.data.minari_export import export_minari, minari_dataset_id
 from macaw.data.sampling import (
     Batch,
-    batch_from_indices,
     contiguous_indices,
-    sample_contiguous,
-    sample_uniform,
     uniform_indices,
 )
 from macaw.data.splits import SPLITS, load_split, make_split, write_split
@@ -31,10 +28,7 @@ __all__ = [
     "export_minari",
     "minari_dataset_id",
     "Batch",
-    "batch_from_indices",
     "contiguous_indices",
-    "sample_contiguous",
-    "sample_uniform",
     "uniform_indices",
     "SPLITS",
     "load_split",

@@ -1,9 +1,10 @@
 """Typed mini-batches drawn from a :class:`~macaw.data.buffer.TaskBuffer` (docs/design.md §4).
 
 MACAW's inner-loop batch D_tr is a contiguous window of the buffer and the outer-loop batch D_ts
-is uniform; docs/design.md §4 requires D_tr ∩ D_ts = ∅, so :func:`sample_uniform` takes the inner
-batch's indices as ``exclude``. The ``*_indices`` functions return the index arrays so callers can
-pass them on; the ``sample_*`` functions wrap them into a :class:`Batch`.
+is uniform; docs/design.md §4 requires D_tr ∩ D_ts = ∅, so :func:`uniform_indices` takes the
+inner batch's indices as ``exclude``. The functions return index arrays;
+:meth:`macaw.data.TaskData.batch` gathers them into a :class:`Batch`, and
+:func:`macaw.data.sample_meta_batch` is the one sampler every learner calls.
 """
 
 from __future__ import annotations
@@ -84,50 +85,3 @@ def uniform_indices(
             f"are available after excluding {0 if exclude is None else len(exclude)}"
         )
     return rng.choice(allowed, size=batch_size, replace=False)
-
-
-def batch_from_indices(
-    buffer: TaskBuffer,
-    idx: np.ndarray,
-    device: torch.device | str | None = None,
-    dtype: torch.dtype = torch.float32,
-) -> Batch:
-    """Gather the transitions ``idx`` of ``buffer`` into a :class:`Batch` of ``dtype`` tensors."""
-    idx = np.asarray(idx, dtype=np.int64)
-
-    def t(a: np.ndarray) -> torch.Tensor:
-        return torch.as_tensor(np.ascontiguousarray(a[idx]), device=device).to(dtype)
-
-    tail_index, tail_discount = buffer.bootstrap_tails()
-    return Batch(
-        observations=t(buffer.observations),
-        actions=t(buffer.actions),
-        rewards=t(buffer.rewards),
-        next_observations=t(buffer.next_observations),
-        terminals=t(buffer.terminals),
-        mc_returns=t(buffer.mc_returns),
-        tail_observations=torch.as_tensor(buffer.next_observations[tail_index[idx]],
-                                          device=device).to(dtype),
-        tail_discounts=t(tail_discount),
-    )
-
-
-def sample_contiguous(
-    buffer: TaskBuffer,
-    batch_size: int,
-    rng: np.random.Generator,
-    indices: np.ndarray | None = None,
-) -> Batch:
-    """A contiguous run of ``batch_size`` transitions (MACAW's inner-loop batch D_tr)."""
-    return batch_from_indices(buffer, contiguous_indices(buffer, batch_size, rng, indices))
-
-
-def sample_uniform(
-    buffer: TaskBuffer,
-    batch_size: int,
-    rng: np.random.Generator,
-    indices: np.ndarray | None = None,
-    exclude: np.ndarray | None = None,
-) -> Batch:
-    """Uniform without replacement from ``indices`` minus ``exclude`` (outer-loop batch D_ts)."""
-    return batch_from_indices(buffer, uniform_indices(buffer, batch_size, rng, indices, exclude))

@@ -86,21 +86,30 @@ class MetaBatch(NamedTuple):
 
 
 def sample_meta_batch(tasks: list[TaskData], n_tasks: int, inner: int, outer: int,
-                      rng: np.random.Generator) -> MetaBatch:
-    """``n_tasks`` distinct tasks; per task ``inner`` consecutive rows of its (sub-sampled)
-    inner window and ``outer`` distinct rows drawn uniformly from its outer window, never one
-    of the inner batch's (docs/design.md §4; the authors' inner and outer buffers were the same
-    object and could overlap). ``inner=0`` gives an empty inner batch (learners without an inner
-    loop)."""
+                      rng: np.random.Generator, *, contiguous_inner: bool = True,
+                      disjoint: bool = True) -> MetaBatch:
+    """``n_tasks`` distinct tasks; per task ``inner`` rows of its (sub-sampled) inner window and
+    ``outer`` distinct rows drawn uniformly from its outer window.
+
+    The default is MACAW's: the inner batch is consecutive rows (so it spans several episodes)
+    and the outer batch never holds one of its rows (docs/design.md §4; the authors' inner and
+    outer buffers were the same object and could overlap). ``inner=0`` gives an empty inner
+    batch (learners without an inner loop). PEARL passes ``contiguous_inner=False,
+    disjoint=False``: its context is uniform over the inner window and drawn independently of
+    the RL batch, as rlkit's."""
     chosen = rng.choice(len(tasks), size=min(n_tasks, len(tasks)), replace=False)
     inner_parts, outer_parts = [], []
     for k in chosen:
         task = tasks[k]
         try:
-            inner_idx = (contiguous_indices(task.buffer, inner, rng, task.inner_window) if inner
-                         else np.zeros(0, dtype=np.int64))
+            if not inner:
+                inner_idx = np.zeros(0, dtype=np.int64)
+            elif contiguous_inner:
+                inner_idx = contiguous_indices(task.buffer, inner, rng, task.inner_window)
+            else:
+                inner_idx = uniform_indices(task.buffer, inner, rng, task.inner_window)
             outer_idx = uniform_indices(task.buffer, outer, rng, task.outer_window,
-                                        exclude=inner_idx)
+                                        exclude=inner_idx if disjoint else None)
         except ValueError as exc:
             raise ValueError(
                 f"{task.buffer.path}: task {task.task_id}: {exc} (inner window "
