@@ -288,7 +288,8 @@ def cmd_fewshot(args: argparse.Namespace) -> None:
 
     _set_threads(args.threads)
     cfg = FewShotConfig.from_dict({**_params(args), "variant": args.variant, "seed": args.seed})
-    run_fewshot(cfg, args.out, progress=_progress(args))
+    run_fewshot(cfg, args.out, progress=_progress(args),
+                restart_on_config_change=args.restart_on_config_change)
 
 
 def cmd_plot_fig6(args: argparse.Namespace) -> None:
@@ -423,7 +424,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads")
     p.add_argument("--out", type=Path, required=True,
                    help="output CSV (step,accuracy of the test-class tasks); the config, "
-                        "width and parameter count go to the same path with .yaml")
+                        "width and parameter count go to the same path with .yaml; while "
+                        "it trains, a checkpoint (.checkpoint.pt) it resumes from")
+    p.add_argument("--restart-on-config-change", action="store_true",
+                   help="if the checkpoint was written with another config, keep it aside "
+                   "(.checkpoint.stale.pt) and start afresh instead of refusing")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_fewshot)
 

@@ -64,6 +64,7 @@ from macaw.nets.layers import WT_INITS, LayerSpec, Params, affine, effective_wei
 from macaw.nets.networks import MetaNet, closest_width
 from macaw.nets.optim import inverse_softplus, sgd_step
 from macaw.provenance import provenance
+from macaw.runs import Checkpoint, non_finite
 
 log = logging.getLogger(__name__)
 
@@ -275,7 +276,8 @@ class FewShotLearner:
     @classmethod
     def create(cls, cfg: FewShotConfig) -> "FewShotLearner":
         net = variant_net(cfg)
-        params = {k: v.requires_grad_() for k, v in net.init_params(cfg.seed, wt_init=cfg.wt_init).items()}
+        params = {k: v.requires_grad_()
+                  for k, v in net.init_params(cfg.seed, wt_init=cfg.wt_init).items()}
         rho0 = inverse_softplus(cfg.inner_lr)
         rho = {k: torch.tensor(rho0, requires_grad=cfg.learn_inner_lr) for k in params}
         return cls(net, params, rho)
@@ -318,10 +320,16 @@ def evaluate(learner: FewShotLearner, images: DigitImages, cfg: FewShotConfig,
 
 
 def run_fewshot(cfg: FewShotConfig, out_csv: Path, progress: bool = True,
-                ) -> list[tuple[int, float]]:
+                restart_on_config_change: bool = False) -> list[tuple[int, float]]:
     """Meta-train one variant on the training digits and write ``out_csv`` (``step,
     accuracy``: mean test-task query accuracy) and, beside it, ``<out_csv>.yaml`` (the
-    config, the model's width and parameter count, the wall-clock time). Returns the rows."""
+    config, the model's width and parameter count, the wall-clock time). Returns the rows.
+
+    After every evaluation the run checkpoints to :func:`checkpoint_path` (a
+    :class:`macaw.runs.Checkpoint`); a killed run resumes from there and writes the same files
+    as an uninterrupted one. The checkpoint is deleted once the outputs are written. One of
+    another config is refused, or with ``restart_on_config_change`` kept as
+    ``*.checkpoint.stale.pt`` while the run starts afresh."""
     out_csv = Path(out_csv)
     images = load_digit_images()
     learner = FewShotLearner.create(cfg)
@@ -331,12 +339,43 @@ def run_fewshot(cfg: FewShotConfig, out_csv: Path, progress: bool = True,
              width, learner.net.layers[0].latent, n_params)
     optimizer = learner.optimizer(cfg.outer_lr)
     rng = np.random.default_rng([cfg.seed, 0])
-    rows = [(0, evaluate(learner, images, cfg, 0))]
-    bar = tqdm(total=cfg.steps, disable=not progress, dynamic_ncols=True, unit="step",
-               desc=f"fewshot {cfg.variant} seed{cfg.seed}")
-    bar.set_postfix(test_acc=f"{rows[0][1]:.3f}")
+    checkpoint = Checkpoint(checkpoint_path(out_csv), dataclasses.asdict(cfg))
+    state = checkpoint.read()
+    if state is not None and (differences := checkpoint.differences(state)):
+        if not restart_on_config_change:
+            raise checkpoint.refusal(differences, "delete it to start afresh")
+        log.warning("%s: config changed (%s); kept as %s, the run starts afresh",
+                    checkpoint.path, "; ".join(differences), checkpoint.set_aside().name)
+        state = None
+    if state is None:
+        start, rows, earlier_s = 0, [(0, evaluate(learner, images, cfg, 0))], 0.0
+    else:
+        with torch.no_grad():
+            for saved, tensors in ((state["params"], learner.params), (state["rho"], learner.rho)):
+                for name, value in tensors.items():
+                    value.copy_(saved[name])
+        optimizer.load_state_dict(state["optimizer"])
+        Checkpoint.restore_rngs(state["rng"], [rng], [])
+        start, rows, earlier_s = state["step"], [tuple(r) for r in state["rows"]], state["wall_s"]
+        log.info("few-shot %s seed %d: resumed from %s at step %d", cfg.variant, cfg.seed,
+                 checkpoint.path, start)
+
+    def save(step: int) -> None:
+        weights = {"params": {k: v.detach() for k, v in learner.params.items()},
+                   "rho": {k: v.detach() for k, v in learner.rho.items()}}
+        bad = non_finite(weights)
+        if bad:
+            raise FloatingPointError(f"few-shot {cfg.variant} seed {cfg.seed}: non-finite "
+                                     f"{bad[0]} at step {step}; the last good checkpoint is kept")
+        checkpoint.save({"step": step, **weights, "optimizer": optimizer.state_dict(),
+                         "rng": Checkpoint.rng_states([rng], []), "rows": rows,
+                         "wall_s": earlier_s + time.perf_counter() - t0})
+
+    bar = tqdm(total=cfg.steps, initial=start, disable=not progress, dynamic_ncols=True,
+               unit="step", desc=f"fewshot {cfg.variant} seed{cfg.seed}")
+    bar.set_postfix(test_acc=f"{rows[-1][1]:.3f}")
     t0 = time.perf_counter()
-    for step in range(1, cfg.steps + 1):
+    for step in range(start + 1, cfg.steps + 1):
         tasks = sample_tasks(images, TRAIN_CLASSES, cfg.tasks_per_batch, cfg.ways, cfg.shots,
                              cfg.query_per_class, rng)
         loss, train_acc = meta_loss(learner, tasks, cfg.inner_steps)
@@ -349,21 +388,30 @@ def run_fewshot(cfg: FewShotConfig, out_csv: Path, progress: bool = True,
         bar.update(1)
         if step % cfg.eval_every == 0 or step == cfg.steps:
             rows.append((step, evaluate(learner, images, cfg, step)))
+            save(step)
             bar.set_postfix(test_acc=f"{rows[-1][1]:.3f}", loss=f"{loss.item():.3f}")
             log.info("few-shot %s seed %d step %d: test accuracy %.3f, train query accuracy "
                      "%.3f, meta-loss %.3f (%.1f steps/s)", cfg.variant, cfg.seed, step,
                      rows[-1][1], train_acc.item(), loss.item(),
-                     step / (time.perf_counter() - t0))
+                     (step - start) / (time.perf_counter() - t0))
     bar.close()
     lrs = {k: round(float(v.detach()), 6) for k, v in learner.inner_lrs().items()}
     meta = {"config": dataclasses.asdict(cfg), "width": width, "n_params": n_params,
             "train_classes": list(TRAIN_CLASSES), "test_classes": list(TEST_CLASSES),
             "dataset": "scikit-learn load_digits (8x8)", "final_inner_lrs": lrs,
-            "wall_s": round(time.perf_counter() - t0, 2), "provenance": provenance()}
+            "wall_s": round(earlier_s + time.perf_counter() - t0, 2),
+            "provenance": provenance()}
     write_csv(out_csv, ["step", "accuracy"], rows, {"accuracy": ".6f"})
     with atomic_path(config_path(out_csv)) as tmp:
         tmp.write_text(yaml.safe_dump(meta, sort_keys=False))
+    checkpoint.path.unlink(missing_ok=True)
     return rows
+
+
+def checkpoint_path(out_csv: Path) -> Path:
+    """A run's checkpoint, beside its CSV while it trains: ``seed0.csv`` ->
+    ``seed0.checkpoint.pt``."""
+    return Path(out_csv).with_suffix(".checkpoint.pt")
 
 
 def config_path(out_csv: Path) -> Path:

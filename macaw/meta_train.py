@@ -50,8 +50,8 @@ from macaw.evaluate import evaluate_tasks
 from macaw.fields import NonNegativeInt, PositiveInt, config_class, parse_config
 from macaw.io import atomic_path, write_csv
 from macaw.provenance import provenance
-from macaw.runs import (EVALUATION, config_differences, load_state, non_finite, pick_device,
-                        save_state, stream_seed)
+from macaw.runs import (EVALUATION, Checkpoint, load_state, non_finite, pick_device,
+                        stream_seed)
 
 log = logging.getLogger(__name__)
 
@@ -136,12 +136,6 @@ def build_learner(cfg: MetaTrainConfig, obs_dim: int, act_dim: int, n_train_task
     return registry.build(cfg, obs_dim, act_dim, n_train_tasks).to(device)
 
 
-def _rng_state(rng: np.random.Generator) -> dict:
-    """Every random draw of meta-training is on the CPU (PEARL draws its noise there and moves
-    it), so these two states make a resume exact on any device."""
-    return {"numpy": rng.bit_generator.state, "torch": torch.get_rng_state()}
-
-
 EVALUATION_FIELDS = ("eval_episodes", "eval_unadapted", "eval_batch")
 """Fields that change how a run is evaluated, never how it trains (tested: the training log
 of a re-evaluated run is identical)."""
@@ -224,12 +218,16 @@ def run_meta_training(cfg: MetaTrainConfig, train_buffers: list[Path],
     model = build_learner(cfg, train[0].obs_dim, train[0].act_dim, len(train), device)
     optimizers = model.optimizers()
 
-    ckpt_path, eval_path = run_dir / "checkpoint.pt", run_dir / "eval.csv"
+    eval_path = run_dir / "eval.csv"
+    checkpoint = Checkpoint(run_dir / "checkpoint.pt", dataclasses.asdict(cfg))
+    # Every random draw of meta-training is on the CPU (PEARL draws its noise there and moves
+    # it), so the NumPy generator and torch's global one make a resume exact on any device.
+    generators = ([rng], [None])
     start, rows = 0, []
     last_saved = {"step": None}
-    if ckpt_path.exists():
-        ckpt = load_state(ckpt_path, map_location="cpu")
-        differences = config_differences(ckpt["config"], dataclasses.asdict(cfg))
+    ckpt = checkpoint.read()
+    if ckpt is not None:
+        differences = checkpoint.differences(ckpt)
         if differences == [f"steps: {ckpt['config']['steps']!r} -> {cfg.steps!r}"] \
                 and cfg.steps >= ckpt["step"]:
             # More (or, above the checkpoint, fewer) steps: the same run, continued.
@@ -243,23 +241,21 @@ def run_meta_training(cfg: MetaTrainConfig, train_buffers: list[Path],
             # same weights at every step: the run is re-evaluated, not refused.
             log.warning("%s: evaluation settings changed (%s); re-evaluating every step by "
                         "re-running the (deterministic) training; the old checkpoint is kept "
-                        "as checkpoint.stale.pt", run_dir, "; ".join(differences))
-            ckpt_path.replace(run_dir / "checkpoint.stale.pt")
+                        "as %s", run_dir, "; ".join(differences), checkpoint.set_aside().name)
+            ckpt = None
         elif differences and restart_on_config_change:
-            log.warning("%s: config changed (%s); the old checkpoint is kept as "
-                        "checkpoint.stale.pt and the run starts afresh", run_dir,
-                        "; ".join(differences))
-            ckpt_path.replace(run_dir / "checkpoint.stale.pt")
+            log.warning("%s: config changed (%s); the old checkpoint is kept as %s and the "
+                        "run starts afresh", run_dir, "; ".join(differences),
+                        checkpoint.set_aside().name)
+            ckpt = None
         elif differences:
-            raise ValueError(f"{ckpt_path}: checkpoint was written with another config "
-                             f"({'; '.join(differences)}); delete it (or the run directory) "
-                             "to start afresh")
-    if ckpt_path.exists():
+            raise checkpoint.refusal(differences,
+                                     "delete it (or the run directory) to start afresh")
+    if ckpt is not None:
         model.load_state_dict(ckpt["model"])
         for name, opt in optimizers.items():
             opt.load_state_dict(ckpt["optimizers"][name])
-        rng.bit_generator.state = ckpt["rng"]["numpy"]
-        torch.set_rng_state(ckpt["rng"]["torch"])
+        Checkpoint.restore_rngs(ckpt["rng"], *generators)
         start, rows = ckpt["step"], ckpt["eval_rows"]
         last_saved["step"] = start
         log.info("resumed %s from step %d", run_dir, start)
@@ -282,11 +278,10 @@ def run_meta_training(cfg: MetaTrainConfig, train_buffers: list[Path],
     def save(step: int) -> None:
         _check_finite_parameters(model, run_dir, step, last_saved["step"])
         last_saved["step"] = step
-        save_state(ckpt_path, {"config": dataclasses.asdict(cfg), "step": step,
-                               "model": model.state_dict(),
-                               "optimizers": {k: o.state_dict() for k, o in optimizers.items()},
-                               "rng": _rng_state(rng), "eval_rows": rows,
-                               "train_rows": train_rows})
+        checkpoint.save({"step": step, "model": model.state_dict(),
+                         "optimizers": {k: o.state_dict() for k, o in optimizers.items()},
+                         "rng": Checkpoint.rng_states(*generators), "eval_rows": rows,
+                         "train_rows": train_rows})
         write_csvs()
 
     def write_csvs() -> None:

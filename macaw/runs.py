@@ -7,6 +7,10 @@ cannot run its payload; it only holds tensors, containers and plain Python value
 values a loop needs to save (MuJoCo states, Meta-World's Python-side arrays and scalars) are
 stored as tensors with a tag and come back with their exact dtype, so a resumed simulator
 steps bit-identically. :func:`save_state` / :func:`load_state` do both, atomically.
+:class:`Checkpoint` is what a loop holds: its file, the config it was written with (a resume
+under another config is refused, naming every changed field) and the states of its random
+generators (:meth:`Checkpoint.rng_states` / :meth:`Checkpoint.restore_rngs`). Behaviour
+training, meta-training and few-shot training all checkpoint through it.
 
 **Append-only replay.** A behaviour lifetime grows with every step; re-saving all of it at
 every checkpoint makes checkpointing quadratic in the run length (a paper-scale 2.5M-step
@@ -20,8 +24,8 @@ integer, for environment resets and evaluations) derive independent random strea
 seed arithmetic, so that a task's stream is the same whichever other tasks run beside it.
 
 **Non-finite guard.** :func:`non_finite` names the tensors of a state that hold NaN or infinity;
-the behaviour and meta-training loops refuse to save such a state, so the last good checkpoint
-stays the one a rerun resumes from.
+every loop refuses to save such a state, so the last good checkpoint stays the one a rerun
+resumes from.
 """
 
 from __future__ import annotations
@@ -133,6 +137,79 @@ def load_state(path: str | os.PathLike, map_location=None) -> dict:
     if not isinstance(state, dict):
         raise ValueError(f"{path}: expected a checkpoint dict, found {type(state).__name__}")
     return _decode(state)
+
+
+class Checkpoint:
+    """One run's checkpoint file, tied to the config (a plain dict) the run was started with.
+
+    :meth:`save` writes ``{"config": config, **state}`` atomically; :meth:`load` reads it back
+    onto the CPU (random-generator states must stay CPU tensors whatever the training device;
+    ``load_state_dict`` copies weights onto the device) and refuses a file written with another
+    config, naming the file, every changed field and ``hint`` (what to do about it)."""
+
+    def __init__(self, path: str | os.PathLike, config: dict):
+        self.path, self.config = Path(path), config
+
+    def exists(self) -> bool:
+        return self.path.exists()
+
+    def read(self) -> dict | None:
+        """The saved state (its ``config`` included), or None when there is no checkpoint."""
+        return load_state(self.path, map_location="cpu") if self.path.exists() else None
+
+    def differences(self, state: dict) -> list[str]:
+        """The fields where ``state``'s config differs from this run's."""
+        return config_differences(state.get("config", {}), self.config)
+
+    def refusal(self, differences: list[str], hint: str) -> ValueError:
+        return ValueError(f"{self.path}: checkpoint was written with another config "
+                          f"({'; '.join(differences)}); {hint}")
+
+    def load(self, hint: str) -> dict | None:
+        """:meth:`read`, refusing a checkpoint of another config (see the class)."""
+        state = self.read()
+        if state is not None and (differences := self.differences(state)):
+            raise self.refusal(differences, hint)
+        return state
+
+    def save(self, state: dict) -> None:
+        save_state(self.path, {"config": self.config, **state})
+
+    def set_aside(self) -> Path:
+        """Keep the checkpoint as ``<name>.stale.pt`` (a run starting afresh) and return it."""
+        stale = self.path.with_suffix(".stale.pt")
+        self.path.replace(stale)
+        return stale
+
+    @staticmethod
+    def rng_states(numpy_gens: list[np.random.Generator],
+                   torch_gens: list[torch.Generator | None]) -> dict:
+        """The states of a loop's generators; ``None`` stands for torch's global generator."""
+        return {"numpy": [g.bit_generator.state for g in numpy_gens],
+                "torch": [torch.get_rng_state() if g is None else g.get_state()
+                          for g in torch_gens]}
+
+    @staticmethod
+    def restore_rngs(states: dict, numpy_gens: list[np.random.Generator],
+                     torch_gens: list[torch.Generator | None]) -> None:
+        """Put back :meth:`rng_states`'s states (also the one-generator form, a bare state
+        instead of a list, of checkpoints written before it existed)."""
+        numpy_states, torch_states = states["numpy"], states["torch"]
+        if isinstance(numpy_states, dict):
+            numpy_states = [numpy_states]
+        if isinstance(torch_states, torch.Tensor):
+            torch_states = [torch_states]
+        if len(numpy_states) != len(numpy_gens) or len(torch_states) != len(torch_gens):
+            raise ValueError(f"checkpoint holds {len(numpy_states)} NumPy and "
+                             f"{len(torch_states)} torch generator states, the run has "
+                             f"{len(numpy_gens)} and {len(torch_gens)}")
+        for g, state in zip(numpy_gens, numpy_states):
+            g.bit_generator.state = state
+        for g, state in zip(torch_gens, torch_states):
+            if g is None:
+                torch.set_rng_state(state)
+            else:
+                g.set_state(state)
 
 
 def config_differences(saved: dict, current: dict, prefix: str = "") -> list[str]:

@@ -10,12 +10,13 @@ import pandas as pd
 import pytest
 import torch
 import yaml
+from conftest import run_killed_then_resumed
 
 from macaw.cli import main as cli_main
 from macaw.fewshot import (TEST_CLASSES, TRAIN_CLASSES, FewShotConfig, FewShotLearner, adapt,
-                           classifier_logits, classifier_net, config_path, equal_params_width,
-                           load_digit_images, meta_loss, run_fewshot, sample_tasks,
-                           task_losses, variant_net)
+                           checkpoint_path, classifier_logits, classifier_net, config_path,
+                           equal_params_width, load_digit_images, meta_loss, run_fewshot,
+                           sample_tasks, task_losses, variant_net)
 
 F64 = torch.float64
 TINY = {"ways": 3, "query_per_class": 2, "tasks_per_batch": 2, "steps": 5, "eval_every": 2,
@@ -200,6 +201,57 @@ def test_same_seed_same_csv_other_seed_differs(tmp_path):
     a, b, c = (p.read_text() for p in paths)
     assert a == b
     assert a != c
+
+
+@pytest.mark.parametrize("variant", ["wt", "nowt_params"])
+def test_killed_run_resumes_to_the_same_files(tmp_path, monkeypatch, variant):
+    import macaw.fewshot as fewshot
+
+    cfg = FewShotConfig.from_dict({**TINY, "variant": variant, "steps": 7, "seed": 2,
+                                   "outer_lr": 0.01, "eval_tasks": 20})
+    whole = tmp_path / "whole" / "seed2.csv"
+    run_fewshot(cfg, whole, progress=False)
+    killed = tmp_path / "killed" / "seed2.csv"
+    # The 5th meta-step is killed: the checkpoint holds step 4 (evaluations at 2 and 4).
+    rows = run_killed_then_resumed(lambda _: run_fewshot(cfg, killed, progress=False),
+                                   killed.parent, monkeypatch, fewshot, "meta_loss", kill_at=5,
+                                   expect_step=4, checkpoint="seed2.checkpoint.pt")
+    assert [s for s, _ in rows] == [0, 2, 4, 6, 7]
+    assert killed.read_text() == whole.read_text()
+    # The learned inner rates are the meta-parameters' fingerprint (accuracies are coarse).
+    final = [yaml.safe_load(config_path(p).read_text())["final_inner_lrs"] for p in (killed, whole)]
+    assert final[0] == final[1]
+    assert not checkpoint_path(killed).exists() and not checkpoint_path(whole).exists()
+
+
+def test_checkpoint_of_another_config_is_refused_or_set_aside(tmp_path, monkeypatch):
+    import macaw.fewshot as fewshot
+
+    cfg = FewShotConfig.from_dict({**TINY, "steps": 7})
+    out = tmp_path / "seed0.csv"
+    calls = {"n": 0}
+    original = fewshot.meta_loss
+
+    def killed(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise KeyboardInterrupt("simulated kill")
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(fewshot, "meta_loss", killed)
+    with pytest.raises(KeyboardInterrupt):
+        run_fewshot(cfg, out, progress=False)
+    monkeypatch.setattr(fewshot, "meta_loss", original)
+    other = FewShotConfig.from_dict({**TINY, "steps": 7, "outer_lr": 0.01})
+    with pytest.raises(ValueError, match=r"seed0.checkpoint.pt: .*another config "
+                                         r"\(outer_lr: 0.001 -> 0.01\)"):
+        run_fewshot(other, out, progress=False)
+    rows = run_fewshot(other, out, progress=False, restart_on_config_change=True)
+    assert [s for s, _ in rows] == [0, 2, 4, 6, 7]
+    assert (tmp_path / "seed0.checkpoint.stale.pt").exists()
+    fresh = tmp_path / "fresh.csv"
+    run_fewshot(other, fresh, progress=False)
+    assert out.read_text() == fresh.read_text()          # started afresh, not from step 2
 
 
 @pytest.mark.parametrize("bad,match", [({"variant": "big"}, "variant"),

@@ -40,8 +40,8 @@ from macaw.fields import (NonNegativeInt, PositiveFloat, PositiveInt, UnitFracti
                           config_class, parse_config)
 from macaw.io import atomic_path
 from macaw.provenance import provenance
-from macaw.runs import (ENV_RESET, SegmentStore, config_differences, load_state, non_finite,
-                        pick_device, save_state, stream_generators, stream_seed)
+from macaw.runs import (ENV_RESET, Checkpoint, SegmentStore, non_finite, pick_device,
+                        save_state, stream_generators, stream_seed)
 
 log = logging.getLogger(__name__)
 
@@ -249,13 +249,9 @@ def train_behaviour(cfg: BehaviourConfig, lifetime_path: Path, policy_path: Path
 
     start = 0
     segments = SegmentStore(_replay_dir(checkpoint_path), axis=1)
-    if checkpoint_path.exists():
-        ckpt = load_state(checkpoint_path, map_location="cpu")
-        differences = config_differences(ckpt.get("config", {}), dataclasses.asdict(cfg))
-        if differences:
-            raise ValueError(f"{checkpoint_path}: checkpoint was written with another config "
-                             f"({'; '.join(differences)}); delete it and {segments.directory} "
-                             "to start afresh")
+    checkpoint = Checkpoint(checkpoint_path, dataclasses.asdict(cfg))
+    ckpt = checkpoint.load(f"delete it and {segments.directory} to start afresh")
+    if ckpt is not None:
         agent.load_state_dict(ckpt["agent"])
         rows = segments.load(ckpt["step"], replay.KEYS)
         for k in replay.KEYS:
@@ -264,10 +260,9 @@ def train_behaviour(cfg: BehaviourConfig, lifetime_path: Path, policy_path: Path
         episodes = [[tuple(e) for e in ep] for ep in ckpt["episodes"]]
         envs.set_state(ckpt["envs"], ckpt["obs"], ckpt["ep_return"], ckpt["ep_length"],
                        ckpt["ep_success"])
-        for g, state in zip(torch_gens, ckpt["torch_rngs"]):
-            g.set_state(state)
-        for g, state in zip(numpy_gens, ckpt["numpy_rngs"]):
-            g.bit_generator.state = state
+        # Checkpoints written before Checkpoint.rng_states kept two lists.
+        rngs = ckpt.get("rng") or {"numpy": ckpt["numpy_rngs"], "torch": ckpt["torch_rngs"]}
+        Checkpoint.restore_rngs(rngs, numpy_gens, torch_gens)
         log.info("%s: resumed from %s at step %d", cfg.family, checkpoint_path, start)
     else:
         segments.remove()       # left by a run killed before its first checkpoint
@@ -279,13 +274,12 @@ def train_behaviour(cfg: BehaviourConfig, lifetime_path: Path, policy_path: Path
         _check_finite(cfg, agent, episodes, step)
         segments.append({k: v[:, saved["step"]:step].numpy() for k, v in replay.data.items()},
                         saved["step"], step)
-        save_state(checkpoint_path, {
-            "config": dataclasses.asdict(cfg), "step": step, "agent": agent.state_dict(),
+        checkpoint.save({
+            "step": step, "agent": agent.state_dict(),
             "episodes": episodes, "envs": envs.get_state(), "obs": envs.obs.copy(),
             "ep_return": envs.episode_return.copy(), "ep_length": envs.episode_length.copy(),
             "ep_success": envs.episode_success.copy(),
-            "torch_rngs": [g.get_state() for g in torch_gens],
-            "numpy_rngs": [g.bit_generator.state for g in numpy_gens],
+            "rng": Checkpoint.rng_states(numpy_gens, torch_gens),
         })
         saved["step"] = step
 

@@ -27,7 +27,7 @@ rule fewshot:
     shell:
         "macaw fewshot --variant {wildcards.variant} --seed {wildcards.seed}"
         " --params {params.fewshot:q} --threads {threads} --out {output.csv}"
-        " 2>&1 | tee {log}"
+        " --restart-on-config-change 2>&1 | tee {log}"
 
 
 rule fig6:
