@@ -237,8 +237,8 @@ def cmd_online_finetune(args: argparse.Namespace) -> None:
     missing = [str(p) for p in args.buffers if not p.exists()]
     if missing:
         raise FileNotFoundError(f"online-finetune: buffer file(s) missing: {missing}")
-    run_online_finetuning(args.run_dir, args.buffers, cfg, args.out,
-                          progress=_progress(args))
+    run_online_finetuning(args.run_dir, args.buffers, cfg, args.out, progress=_progress(args),
+                          restart_on_config_change=args.restart_on_config_change)
 
 
 def cmd_table1(args: argparse.Namespace) -> None:
@@ -328,6 +328,12 @@ def _finished_run_args(p: argparse.ArgumentParser) -> None:
                    help="the test tasks' buffer files")
 
 
+def _restart_arg(p: argparse.ArgumentParser, which: str, stale: str) -> None:
+    p.add_argument("--restart-on-config-change", action="store_true",
+                   help=f"if {which} with another config, keep it aside ({stale}) and start "
+                        "afresh instead of refusing")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="macaw", description=__doc__,
@@ -387,9 +393,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--run-dir", type=Path, required=True,
                    help="output directory (config.yaml, checkpoint.pt, eval.csv)")
     p.add_argument("--no-progress", action="store_true")
-    p.add_argument("--restart-on-config-change", action="store_true",
-                   help="if run-dir holds a checkpoint of another config, move it aside "
-                   "(checkpoint.stale.pt) and start afresh instead of refusing")
+    _restart_arg(p, "run-dir holds a checkpoint", "checkpoint.stale.pt")
     p.set_defaults(func=cmd_meta_train)
 
     p = sub.add_parser("test-time-steps", help="diagnostic: meta-test a finished MACAW run "
@@ -408,7 +412,10 @@ def build_parser() -> argparse.ArgumentParser:
     _config_args(p, "OnlineConfig (macaw.online)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads")
-    p.add_argument("--out", type=Path, required=True, help="output CSV")
+    p.add_argument("--out", type=Path, required=True,
+                   help="output CSV; while it runs, a checkpoint (.checkpoint.pt) after every "
+                        "test task, which a rerun resumes from")
+    _restart_arg(p, "the checkpoint beside --out was written", ".checkpoint.stale.pt")
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=cmd_online_finetune)
 
@@ -426,9 +433,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="output CSV (step,accuracy of the test-class tasks); the config, "
                         "width and parameter count go to the same path with .yaml; while "
                         "it trains, a checkpoint (.checkpoint.pt) it resumes from")
-    p.add_argument("--restart-on-config-change", action="store_true",
-                   help="if the checkpoint was written with another config, keep it aside "
-                   "(.checkpoint.stale.pt) and start afresh instead of refusing")
+    _restart_arg(p, "the checkpoint beside --out was written", ".checkpoint.stale.pt")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_fewshot)
 

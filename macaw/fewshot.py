@@ -325,8 +325,8 @@ def run_fewshot(cfg: FewShotConfig, out_csv: Path, progress: bool = True,
     accuracy``: mean test-task query accuracy) and, beside it, ``<out_csv>.yaml`` (the
     config, the model's width and parameter count, the wall-clock time). Returns the rows.
 
-    After every evaluation the run checkpoints to :func:`checkpoint_path` (a
-    :class:`macaw.runs.Checkpoint`); a killed run resumes from there and writes the same files
+    After every evaluation the run checkpoints beside ``out_csv``
+    (:meth:`macaw.runs.Checkpoint.beside`); a killed run resumes from there and writes the same files
     as an uninterrupted one. The checkpoint is deleted once the outputs are written. One of
     another config is refused, or with ``restart_on_config_change`` kept as
     ``*.checkpoint.stale.pt`` while the run starts afresh."""
@@ -339,14 +339,8 @@ def run_fewshot(cfg: FewShotConfig, out_csv: Path, progress: bool = True,
              width, learner.net.layers[0].latent, n_params)
     optimizer = learner.optimizer(cfg.outer_lr)
     rng = np.random.default_rng([cfg.seed, 0])
-    checkpoint = Checkpoint(checkpoint_path(out_csv), dataclasses.asdict(cfg))
-    state = checkpoint.read()
-    if state is not None and (differences := checkpoint.differences(state)):
-        if not restart_on_config_change:
-            raise checkpoint.refusal(differences, "delete it to start afresh")
-        log.warning("%s: config changed (%s); kept as %s, the run starts afresh",
-                    checkpoint.path, "; ".join(differences), checkpoint.set_aside().name)
-        state = None
+    checkpoint = Checkpoint(Checkpoint.beside(out_csv), dataclasses.asdict(cfg))
+    state = checkpoint.load("delete it to start afresh", restart_on_config_change)
     if state is None:
         start, rows, earlier_s = 0, [(0, evaluate(learner, images, cfg, 0))], 0.0
     else:
@@ -406,12 +400,6 @@ def run_fewshot(cfg: FewShotConfig, out_csv: Path, progress: bool = True,
         tmp.write_text(yaml.safe_dump(meta, sort_keys=False))
     checkpoint.path.unlink(missing_ok=True)
     return rows
-
-
-def checkpoint_path(out_csv: Path) -> Path:
-    """A run's checkpoint, beside its CSV while it trains: ``seed0.csv`` ->
-    ``seed0.checkpoint.pt``."""
-    return Path(out_csv).with_suffix(".checkpoint.pt")
 
 
 def config_path(out_csv: Path) -> Path:

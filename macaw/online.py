@@ -17,6 +17,7 @@ finished episode, with the buffers' discount. Output: ``online.csv`` with ``env_
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from dataclasses import field
 from pathlib import Path
@@ -34,6 +35,7 @@ from macaw.evaluate import adaptation_batch, rollout_return
 from macaw.fields import NonNegativeInt, PositiveInt, config_class, parse_config
 from macaw.io import atomic_path, write_csv
 from macaw.meta_train import load_finished_run
+from macaw.runs import Checkpoint
 
 log = logging.getLogger(__name__)
 
@@ -134,21 +136,45 @@ def finetune_task(learner, task: TaskData, context: Batch, cfg: OnlineConfig, ga
 
 
 def run_online_finetuning(run_dir: Path, test_buffers: list[Path], cfg: OnlineConfig,
-                          out_csv: Path, progress: bool = True) -> Path:
-    """Online fine-tuning of the meta-trained learner in ``run_dir`` on every test task."""
+                          out_csv: Path, progress: bool = True,
+                          restart_on_config_change: bool = False) -> Path:
+    """Online fine-tuning of the meta-trained learner in ``run_dir`` on every test task.
+
+    After each task the rows so far and the random-generator states go to
+    :meth:`macaw.runs.Checkpoint.beside` ``out_csv`` (a :class:`macaw.runs.Checkpoint`, tied to this config, the
+    meta-trained run's config and the test buffers); a killed run resumes at the first
+    unfinished task and writes the same file as an uninterrupted one (each task's fine-tuning
+    starts from the unchanged meta-trained learner, so the generators are all it carries
+    over). The checkpoint is deleted once ``out_csv`` is written. One written under another
+    config is refused, or with ``restart_on_config_change`` kept aside while the run starts
+    afresh."""
     meta, learner, tasks = load_finished_run(run_dir, test_buffers)
     torch.manual_seed(cfg.seed)
     rng = np.random.default_rng(cfg.seed)
     contexts = adaptation_batch(tasks, meta.eval_batch, rng)
-    rows = []
-    for k, task in enumerate(tqdm(tasks, desc=f"online fine-tuning {meta.method}",
-                                  disable=not progress)):
-        context = Batch(*(f[k] for f in contexts))
+    checkpoint = Checkpoint(Checkpoint.beside(out_csv), {
+        "online": dataclasses.asdict(cfg), "meta_training": dataclasses.asdict(meta),
+        "test_buffers": [str(p) for p in test_buffers]})
+    # Exploration noise comes from torch's global generator, everything else from rng.
+    generators = ([rng], [None])
+    state = checkpoint.load("delete it to start afresh", restart_on_config_change)
+    done, rows = 0, []
+    if state is not None:
+        done, rows = state["tasks_done"], [tuple(r) for r in state["rows"]]
+        Checkpoint.restore_rngs(state["rng"], *generators)
+        log.info("online fine-tuning %s: resumed from %s after %d of %d tasks", meta.method,
+                 checkpoint.path, done, len(tasks))
+    for k in tqdm(range(done, len(tasks)), desc=f"online fine-tuning {meta.method}",
+                  initial=done, total=len(tasks), disable=not progress):
+        task, context = tasks[k], Batch(*(f[k] for f in contexts))
         for env_steps, ret in finetune_task(learner, task, context, cfg, task.buffer.gamma, rng):
             rows.append((env_steps, task.task_id, ret))
             log.info("%s task %d: %d env steps, return %.1f", meta.method, task.task_id,
                      env_steps, ret)
+        checkpoint.save({"tasks_done": k + 1, "rows": rows,
+                         "rng": Checkpoint.rng_states(*generators)})
     write_csv(out_csv, ["env_steps", "task_id", "return"], rows, {"return": ".6f"})
+    checkpoint.path.unlink(missing_ok=True)
     return Path(out_csv)
 
 

@@ -30,6 +30,7 @@ resumes from.
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import shutil
@@ -40,6 +41,8 @@ import numpy as np
 import torch
 
 from macaw.io import atomic_path
+
+log = logging.getLogger(__name__)
 
 _ARRAY, _SCALAR = "__numpy_array__", "__numpy_scalar__"
 
@@ -150,6 +153,12 @@ class Checkpoint:
     def __init__(self, path: str | os.PathLike, config: dict):
         self.path, self.config = Path(path), config
 
+    @staticmethod
+    def beside(output: str | os.PathLike) -> Path:
+        """The checkpoint of a run whose result is one file, kept beside it while the run
+        trains: ``seed0.csv`` -> ``seed0.checkpoint.pt``."""
+        return Path(output).with_suffix(".checkpoint.pt")
+
     def exists(self) -> bool:
         return self.path.exists()
 
@@ -165,12 +174,18 @@ class Checkpoint:
         return ValueError(f"{self.path}: checkpoint was written with another config "
                           f"({'; '.join(differences)}); {hint}")
 
-    def load(self, hint: str) -> dict | None:
-        """:meth:`read`, refusing a checkpoint of another config (see the class)."""
+    def load(self, hint: str, restart_on_config_change: bool = False) -> dict | None:
+        """:meth:`read`, refusing a checkpoint of another config (see the class); with
+        ``restart_on_config_change`` such a checkpoint is set aside (:meth:`set_aside`) with
+        a warning and None is returned: the run starts afresh."""
         state = self.read()
-        if state is not None and (differences := self.differences(state)):
+        if state is None or not (differences := self.differences(state)):
+            return state
+        if not restart_on_config_change:
             raise self.refusal(differences, hint)
-        return state
+        log.warning("%s: config changed (%s); kept as %s, the run starts afresh", self.path,
+                    "; ".join(differences), self.set_aside().name)
+        return None
 
     def save(self, state: dict) -> None:
         save_state(self.path, {"config": self.config, **state})

@@ -33,9 +33,10 @@ def tiny_lifetime(tmp_path_factory) -> Path:
 
 
 def run_killed_then_resumed(run, run_dir: Path, monkeypatch, owner, name: str, kill_at: int,
-                            expect_step: int, checkpoint: str = "checkpoint.pt"):
+                            expect_step: int, checkpoint: str = "checkpoint.pt",
+                            key: str = "step"):
     """``run(run_dir)`` with ``owner.name`` raising KeyboardInterrupt on its ``kill_at``-th
-    call (a simulated kill), a check that ``run_dir/checkpoint`` is at ``expect_step``, then
+    call (a simulated kill), a check that ``run_dir/checkpoint``'s ``key`` is ``expect_step``, then
     ``run(run_dir)`` again unpatched; returns what the resumed run returns."""
     original, calls = getattr(owner, name), {"n": 0}
 
@@ -48,7 +49,7 @@ def run_killed_then_resumed(run, run_dir: Path, monkeypatch, owner, name: str, k
     monkeypatch.setattr(owner, name, killed)
     with pytest.raises(KeyboardInterrupt):
         run(run_dir)
-    assert load_state(run_dir / checkpoint)["step"] == expect_step
+    assert load_state(run_dir / checkpoint)[key] == expect_step
     monkeypatch.setattr(owner, name, original)
     torch.rand(100)        # move the global RNG: the resumed run must restore it itself
     return run(run_dir)

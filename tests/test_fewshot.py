@@ -14,9 +14,10 @@ from conftest import run_killed_then_resumed
 
 from macaw.cli import main as cli_main
 from macaw.fewshot import (TEST_CLASSES, TRAIN_CLASSES, FewShotConfig, FewShotLearner, adapt,
-                           checkpoint_path, classifier_logits, classifier_net, config_path,
+                           classifier_logits, classifier_net, config_path,
                            equal_params_width, load_digit_images, meta_loss, run_fewshot,
                            sample_tasks, task_losses, variant_net)
+from macaw.runs import Checkpoint
 
 F64 = torch.float64
 TINY = {"ways": 3, "query_per_class": 2, "tasks_per_batch": 2, "steps": 5, "eval_every": 2,
@@ -221,7 +222,7 @@ def test_killed_run_resumes_to_the_same_files(tmp_path, monkeypatch, variant):
     # The learned inner rates are the meta-parameters' fingerprint (accuracies are coarse).
     final = [yaml.safe_load(config_path(p).read_text())["final_inner_lrs"] for p in (killed, whole)]
     assert final[0] == final[1]
-    assert not checkpoint_path(killed).exists() and not checkpoint_path(whole).exists()
+    assert not Checkpoint.beside(killed).exists() and not Checkpoint.beside(whole).exists()
 
 
 def test_checkpoint_of_another_config_is_refused_or_set_aside(tmp_path, monkeypatch):

@@ -6,12 +6,14 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from conftest import run_killed_then_resumed
 
 from macaw.algos.macaw import MACAW, MACAWConfig
 from macaw.data import Batch, TaskData
 from macaw.meta_train import MetaTrainConfig, run_meta_training
 from macaw.online import GrowingBuffer, OnlineConfig, finetune_task, online_table, \
     run_online_finetuning
+from macaw.runs import Checkpoint
 
 
 def _context(n: int = 4, obs_dim: int = 17, act_dim: int = 6) -> Batch:
@@ -114,14 +116,18 @@ def test_macaw_online_agent_starts_at_the_offline_adaptation_and_keeps_the_model
     assert a.abs().max() <= 1.0 and 0.1 < a.std(0).mean() < 0.25   # std-0.2 Gaussian, clipped
 
 
-def test_online_finetuning_of_a_meta_trained_run_and_table(tiny_buffers, tmp_path):
+def _meta_trained_run(tiny_buffers, run_dir, test_tasks=(11,)):
     meta = MetaTrainConfig.from_dict({
         "family": "cheetah-vel", "steps": 2, "eval_every": 2, "checkpoint_every": 2,
         "inner_batch": 32, "outer_batch": 32, "eval_batch": 32, "device": "cpu",
         "buffer_skip": 2, "inner_buffer_skip": 2, "eval_episodes": 1,
         "macaw": {"width": 16, "latent": 4}})
-    run_meta_training(meta, [tiny_buffers[3]], [tiny_buffers[11]], tmp_path / "run",
+    run_meta_training(meta, [tiny_buffers[3]], [tiny_buffers[t] for t in test_tasks], run_dir,
                       progress=False)
+
+
+def test_online_finetuning_of_a_meta_trained_run_and_table(tiny_buffers, tmp_path):
+    _meta_trained_run(tiny_buffers, tmp_path / "run")
     cfg = OnlineConfig(env_steps=200, report_at=[0, 200], grad_steps_per_rollout=2,
                        batch_size=16, eval_rollouts=1)
     out = run_online_finetuning(tmp_path / "run", [tiny_buffers[11]], cfg,
@@ -134,6 +140,61 @@ def test_online_finetuning_of_a_meta_trained_run_and_table(tiny_buffers, tmp_pat
     np.testing.assert_allclose(table.improvement.iloc[1], df["return"][1] - df["return"][0],
                                rtol=1e-6)
     assert "| MACAW | 0 |" in (tmp_path / "t.md").read_text()
+
+
+def test_killed_online_finetuning_resumes_to_the_same_file(tiny_buffers, tmp_path, monkeypatch):
+    import macaw.online as online
+
+    _meta_trained_run(tiny_buffers, tmp_path / "run", test_tasks=(11, 3))
+    buffers = [tiny_buffers[11], tiny_buffers[3]]
+    cfg = OnlineConfig(env_steps=400, report_at=[0, 200, 400], grad_steps_per_rollout=3,
+                       batch_size=16, eval_rollouts=1, seed=4)
+    whole = run_online_finetuning(tmp_path / "run", buffers, cfg, tmp_path / "whole" / "s.csv",
+                                  progress=False)
+    killed = tmp_path / "killed" / "s.csv"
+    # The second task is killed: the checkpoint holds the first task's rows.
+    run_killed_then_resumed(
+        lambda _: run_online_finetuning(tmp_path / "run", buffers, cfg, killed, progress=False),
+        killed.parent, monkeypatch, online, "finetune_task", kill_at=2, expect_step=1,
+        checkpoint="s.checkpoint.pt", key="tasks_done")
+    assert pd.read_csv(killed).task_id.tolist() == [11] * 3 + [3] * 3
+    assert killed.read_text() == whole.read_text()
+    assert not Checkpoint.beside(killed).exists()
+
+
+def test_online_checkpoint_of_another_config_is_refused_or_set_aside(tiny_buffers, tmp_path,
+                                                                     monkeypatch):
+    import macaw.online as online
+
+    _meta_trained_run(tiny_buffers, tmp_path / "run", test_tasks=(11, 3))
+    buffers = [tiny_buffers[11], tiny_buffers[3]]
+    cfg = OnlineConfig(env_steps=200, report_at=[0, 200], grad_steps_per_rollout=1,
+                       batch_size=16, eval_rollouts=1)
+    out = tmp_path / "seed0.csv"
+    original = online.finetune_task
+    calls = {"n": 0}
+
+    def killed(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise KeyboardInterrupt("simulated kill")
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(online, "finetune_task", killed)
+    with pytest.raises(KeyboardInterrupt):
+        run_online_finetuning(tmp_path / "run", buffers, cfg, out, progress=False)
+    monkeypatch.setattr(online, "finetune_task", original)
+    other = OnlineConfig(env_steps=200, report_at=[0, 200], grad_steps_per_rollout=2,
+                         batch_size=16, eval_rollouts=1)
+    with pytest.raises(ValueError, match=r"seed0.checkpoint.pt: .*another config "
+                                         r"\(online.grad_steps_per_rollout: 1 -> 2\)"):
+        run_online_finetuning(tmp_path / "run", buffers, other, out, progress=False)
+    run_online_finetuning(tmp_path / "run", buffers, other, out, progress=False,
+                          restart_on_config_change=True)
+    assert (tmp_path / "seed0.checkpoint.stale.pt").exists()
+    fresh = run_online_finetuning(tmp_path / "run", buffers, other, tmp_path / "fresh.csv",
+                                  progress=False)
+    assert out.read_text() == fresh.read_text()          # started afresh, not after task 1
 
 
 def test_online_config_rejects_bad_report_points():

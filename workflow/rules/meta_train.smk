@@ -64,4 +64,4 @@ rule online_finetune:
     shell:
         "macaw online-finetune --run-dir {params.run_dir} --buffers {input.buffers}"
         " --params {params.online:q} --seed {wildcards.seed} --threads {threads}"
-        " --out {output} 2>&1 | tee {log}"
+        " --out {output} --restart-on-config-change 2>&1 | tee {log}"
