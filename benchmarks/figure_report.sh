@@ -10,6 +10,10 @@
 # (default docs/results/FIGURE); e.g. Fig. 3 on two families:
 #   FAMILIES="ant-dir walker-params" METHODS="macaw pearl mt_ft meta_bc" \
 #       benchmarks/figure_report.sh collect fig3
+# A run of Fig. 4 left's other data windows is METHOD-QUALITY (macaw-bad) and is labelled
+# "MACAW, bad data":
+#   METHODS="macaw macaw-bad macaw-medium macaw_noadv macaw_noadv-bad macaw_noadv-medium" \
+#       benchmarks/figure_report.sh collect fig4_left
 set -euo pipefail
 cd "$(dirname "$0")/.."
 mode=${1:-}; figure=${2:-}
@@ -33,7 +37,9 @@ collect)
     for family in $FAMILIES; do
         for split in $SPLITS; do
             for method in $METHODS; do
-                label=$(python -c "from macaw.algos.registry import labels; print(labels()['$method'])")
+                base=${method%%-*}
+                label=$(python -c "from macaw.algos.registry import labels; print(labels()['$base'])")
+                [[ $method == "$base" ]] || label="$label, ${method#*-} data"
                 for dir in "results/runs/$family/$split/$method"/seed*; do
                     [[ -d $dir ]] || continue
                     seed=${dir##*seed}

@@ -32,12 +32,9 @@ def tiny_lifetime(tmp_path_factory) -> Path:
     return train_behaviour(cfg, out / "lifetime.h5", out / "policy.pt", progress=False)
 
 
-def run_killed_then_resumed(run, run_dir: Path, monkeypatch, owner, name: str, kill_at: int,
-                            expect_step: int, checkpoint: str = "checkpoint.pt",
-                            key: str = "step"):
-    """``run(run_dir)`` with ``owner.name`` raising KeyboardInterrupt on its ``kill_at``-th
-    call (a simulated kill), a check that ``run_dir/checkpoint``'s ``key`` is ``expect_step``, then
-    ``run(run_dir)`` again unpatched; returns what the resumed run returns."""
+def kill_on_call(monkeypatch, owner, name: str, kill_at: int):
+    """Patch ``owner.name`` to raise KeyboardInterrupt on its ``kill_at``-th call (a simulated
+    kill); returns the original, to patch back."""
     original, calls = getattr(owner, name), {"n": 0}
 
     def killed(*args, **kwargs):
@@ -47,6 +44,16 @@ def run_killed_then_resumed(run, run_dir: Path, monkeypatch, owner, name: str, k
         return original(*args, **kwargs)
 
     monkeypatch.setattr(owner, name, killed)
+    return original
+
+
+def run_killed_then_resumed(run, run_dir: Path, monkeypatch, owner, name: str, kill_at: int,
+                            expect_step: int, checkpoint: str = "checkpoint.pt",
+                            key: str = "step"):
+    """``run(run_dir)`` with ``owner.name`` raising KeyboardInterrupt on its ``kill_at``-th
+    call (a simulated kill), a check that ``run_dir/checkpoint``'s ``key`` is ``expect_step``, then
+    ``run(run_dir)`` again unpatched; returns what the resumed run returns."""
+    original = kill_on_call(monkeypatch, owner, name, kill_at)
     with pytest.raises(KeyboardInterrupt):
         run(run_dir)
     assert load_state(run_dir / checkpoint)[key] == expect_step

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 import torch
 import yaml
-from conftest import run_killed_then_resumed
+from conftest import kill_on_call, run_killed_then_resumed
 
 from macaw.cli import main as cli_main
 from macaw.fewshot import (TEST_CLASSES, TRAIN_CLASSES, FewShotConfig, FewShotLearner, adapt,
@@ -230,16 +230,7 @@ def test_checkpoint_of_another_config_is_refused_or_set_aside(tmp_path, monkeypa
 
     cfg = FewShotConfig.from_dict({**TINY, "steps": 7})
     out = tmp_path / "seed0.csv"
-    calls = {"n": 0}
-    original = fewshot.meta_loss
-
-    def killed(*args, **kwargs):
-        calls["n"] += 1
-        if calls["n"] == 3:
-            raise KeyboardInterrupt("simulated kill")
-        return original(*args, **kwargs)
-
-    monkeypatch.setattr(fewshot, "meta_loss", killed)
+    original = kill_on_call(monkeypatch, fewshot, "meta_loss", kill_at=3)
     with pytest.raises(KeyboardInterrupt):
         run_fewshot(cfg, out, progress=False)
     monkeypatch.setattr(fewshot, "meta_loss", original)

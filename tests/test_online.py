@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from conftest import run_killed_then_resumed
+from conftest import kill_on_call, run_killed_then_resumed
 
 from macaw.algos.macaw import MACAW, MACAWConfig
 from macaw.data import Batch, TaskData
@@ -171,16 +171,7 @@ def test_online_checkpoint_of_another_config_is_refused_or_set_aside(tiny_buffer
     cfg = OnlineConfig(env_steps=200, report_at=[0, 200], grad_steps_per_rollout=1,
                        batch_size=16, eval_rollouts=1)
     out = tmp_path / "seed0.csv"
-    original = online.finetune_task
-    calls = {"n": 0}
-
-    def killed(*args, **kwargs):
-        calls["n"] += 1
-        if calls["n"] == 2:
-            raise KeyboardInterrupt("simulated kill")
-        return original(*args, **kwargs)
-
-    monkeypatch.setattr(online, "finetune_task", killed)
+    original = kill_on_call(monkeypatch, online, "finetune_task", kill_at=2)
     with pytest.raises(KeyboardInterrupt):
         run_online_finetuning(tmp_path / "run", buffers, cfg, out, progress=False)
     monkeypatch.setattr(online, "finetune_task", original)
