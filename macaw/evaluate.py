@@ -82,7 +82,7 @@ def adaptation_batch(tasks: list[TaskData], batch_size: int, rng: np.random.Gene
 
 def evaluate_tasks(learner, tasks: list[TaskData], cfg, seed: int) -> list[EvalEpisode]:
     """Meta-test episodes of every task (Algorithm 2 for any method of
-    :data:`macaw.meta_train.METHODS`): ``cfg.eval_episodes`` times, adapt on a fresh offline
+    :data:`macaw.algos.registry.METHODS`): ``cfg.eval_episodes`` times, adapt on a fresh offline
     batch, then one rollout, and (``cfg.eval_unadapted``) one of the unadapted policy."""
     rng = np.random.default_rng(seed)
     unadapted = learner.unadapted_policy() if cfg.eval_unadapted else None

@@ -55,9 +55,6 @@ from macaw.runs import (EVALUATION, Checkpoint, load_state, non_finite, pick_dev
 
 log = logging.getLogger(__name__)
 
-METHODS = tuple(registry.METHODS)
-"""Every method meta-trains through :func:`run_meta_training` and meta-tests through
-:func:`macaw.evaluate.evaluate_tasks` (:mod:`macaw.algos.registry`)."""
 
 
 BatchSize = Annotated[int, Field(ge=2)]
@@ -72,7 +69,8 @@ class MetaTrainConfig:
     family: str
     """Task family, e.g. ``cheetah-vel``."""
     method: str = "macaw"
-    """One of :data:`METHODS`."""
+    """A method of :data:`macaw.algos.registry.METHODS` (every one meta-trains through
+    :func:`run_meta_training` and meta-tests through :func:`macaw.evaluate.evaluate_tasks`)."""
     seed: NonNegativeInt = 0
     """Seeds networks, task/batch sampling and evaluation rollouts."""
     steps: PositiveInt = 10_000
@@ -120,10 +118,10 @@ class MetaTrainConfig:
         """Checked: every field's name, type and range (its annotation), the method, and the
         ``pearl`` / ``mt_ft`` sections against their algorithm's config class."""
         cfg = parse_config(cls, values, "meta-training config")
-        if cfg.method not in METHODS:
+        if cfg.method not in registry.METHODS:
             raise ValueError(f"meta-training config: method {cfg.method!r} unknown; "
-                             f"expected one of {METHODS}")
-        for section in ("pearl", "mt_ft"):
+                             f"expected one of {tuple(registry.METHODS)}")
+        for section in registry.baseline_sections():
             if getattr(cfg, section) or registry.get_method(cfg.method).section == section:
                 parse_config(registry.config_class(section), getattr(cfg, section),
                              f"meta-training config, section {section!r}")

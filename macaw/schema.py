@@ -144,9 +144,7 @@ class ConfigSection(NamedTuple):
 def config_sections() -> dict[str, ConfigSection]:
     """Every config by kind (behaviour, meta, online, fewshot): what the schema and the CLI's
     ``--help`` field lists are both built from."""
-    from macaw.algos.macaw import MACAWConfig
-    from macaw.algos.mt_ft import MTFTConfig
-    from macaw.algos.pearl import PEARLConfig
+    from macaw.algos import registry
     from macaw.behaviour.trainer import BehaviourConfig
     from macaw.fewshot import FewShotConfig
     from macaw.meta_train import MetaTrainConfig
@@ -155,7 +153,7 @@ def config_sections() -> dict[str, ConfigSection]:
     return {
         "behaviour": ConfigSection(BehaviourConfig, ("family", "tasks", "seed"), {}),
         "meta": ConfigSection(MetaTrainConfig, ("family", "method", "seed"),
-                              {"macaw": MACAWConfig, "pearl": PEARLConfig, "mt_ft": MTFTConfig}),
+                              registry.sections()),
         "online": ConfigSection(OnlineConfig, ("seed",), {}),
         "fewshot": ConfigSection(FewShotConfig, ("variant", "seed"), {}),
     }

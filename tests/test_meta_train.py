@@ -11,6 +11,7 @@ import yaml
 
 import macaw.algos.macaw as macaw_algo
 import macaw.data.tasks as data_tasks
+from macaw.algos.mt_ft import MTFT
 from macaw.data import TaskData, sample_meta_batch
 from macaw.meta_train import MetaTrainConfig, build_learner, run_meta_training
 
@@ -304,6 +305,41 @@ def test_every_registered_method_builds_and_the_workflow_pattern_matches_runs():
                                                     "method": "macaw_nowt_params"}),
                          17, 6, 3, torch.device("cpu"))
     assert nowt.cfg.latent == 0 and nowt.cfg.width > 100
+
+
+class NewBaseline(MTFT):
+    """A stand-in for a new baseline's learner class (a module of its own in real use)."""
+
+
+def test_a_new_method_is_one_registry_entry(tiny_buffers, tmp_path, monkeypatch):
+    """A MACAW switch and a baseline variant, each added as one entry only: both validate,
+    build, meta-train, and get a label and a workflow run name."""
+    import dataclasses
+    import re
+
+    from macaw.algos import registry
+
+    added = {
+        "macaw_hot": registry.MethodSpec(
+            "macaw_hot", "MACAW, temperature 10", "macaw",
+            lambda c, o, a: dataclasses.replace(c, temperature=10.0)),
+        "mt_ft_wide": registry.MethodSpec(
+            "mt_ft_wide", "MT+FT, wide", "mt_ft", learner=f"{__name__}:NewBaseline",
+            config="macaw.algos.mt_ft:MTFTConfig")}
+    monkeypatch.setattr(registry, "METHODS", {**registry.METHODS, **added})
+    for name in added:
+        cfg = tiny_config(method=name, steps=2, eval_every=2, mt_ft={"width": 8})
+        learner = build_learner(cfg, 17, 6, 1, torch.device("cpu"))
+        eval_csv = run_meta_training(cfg, [tiny_buffers[3]], [tiny_buffers[11]],
+                                     tmp_path / name, progress=False)
+        assert sorted(set(pd.read_csv(eval_csv).step)) == [0, 2]
+        assert re.fullmatch(registry.run_method_pattern(), f"{name}-bad")
+        assert registry.labels()[name] == added[name].label
+    assert type(learner) is NewBaseline and learner.cfg.width == 8
+    assert build_learner(tiny_config(method="macaw_hot"), 17, 6, 1,
+                         torch.device("cpu")).cfg.temperature == 10.0
+    with pytest.raises(ValueError, match="method 'macaw_cold' unknown"):
+        tiny_config(method="macaw_cold")
 
 
 def test_raising_steps_continues_the_run_as_if_asked_for_from_the_start(tiny_buffers, tmp_path):

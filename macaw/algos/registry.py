@@ -1,14 +1,23 @@
-"""The method registry: every method's name, display label, hyperparameter section and
-builder in one place. The training loop, the CLI's ``--method`` choices and the workflow's
-labels and wildcard read it; adding a method is one entry here plus its module.
+"""The method registry: every method's name, display label, hyperparameter section, learner
+class and config class in one place. The training loop, the config check, the schema, the
+CLI's ``--method`` choices and the workflow's labels and wildcard all read it.
 
-MACAW's ablations and Meta-BC are switches of MACAW (paper Fig. 4 left / center, Section 5):
-``switch`` maps the ``macaw`` section to the method's config.
+Adding a method:
+
+- a MACAW variant (an ablation, Meta-BC): one entry whose ``switch`` maps the ``macaw``
+  section to the method's config (paper Fig. 4 left / center, Section 5);
+- a baseline with hyperparameters of its own: its module, with a learner class built as
+  ``Learner(obs_dim, act_dim, n_train_tasks, config, seed=seed)`` (the
+  :class:`macaw.algos.base.MetaLearner` protocol) and a config dataclass, then one entry here
+  naming both, and its section as a field of
+  :class:`macaw.meta_train.MetaTrainConfig` (``python -m macaw.schema --write`` then
+  regenerates the checked-in schema).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import importlib
 from dataclasses import dataclass
 from typing import Callable
 
@@ -24,6 +33,10 @@ class MethodSpec:
     """The config section of its hyperparameters: ``macaw``, ``pearl`` or ``mt_ft``."""
     switch: Callable | None = None
     """MACAW switch: (MACAWConfig, obs_dim, act_dim) -> MACAWConfig; None for baselines."""
+    learner: str = "macaw.algos.macaw:MACAW"
+    """``module:Class`` of the learner, imported only when one is built."""
+    config: str = "macaw.algos.macaw:MACAWConfig"
+    """``module:Class`` of the section's hyperparameter dataclass."""
 
 
 def _nowt_params(base, obs_dim: int, act_dim: int):
@@ -31,6 +44,11 @@ def _nowt_params(base, obs_dim: int, act_dim: int):
 
     width = equal_params_width(obs_dim, act_dim, base.width, base.latent, base.n_hidden)
     return dataclasses.replace(base, latent=0, width=width)
+
+
+def _load(path: str) -> type:
+    module, name = path.split(":")
+    return getattr(importlib.import_module(module), name)
 
 
 METHODS: dict[str, MethodSpec] = {m.name: m for m in (
@@ -42,8 +60,10 @@ METHODS: dict[str, MethodSpec] = {m.name: m for m in (
     MethodSpec("macaw_nowt_params", "No WT, equal params", "macaw", _nowt_params),
     MethodSpec("meta_bc", "Meta-BC", "macaw",
                lambda c, o, a: dataclasses.replace(c, behaviour_cloning=True, adv_loss=False)),
-    MethodSpec("pearl", "Offline PEARL", "pearl"),
-    MethodSpec("mt_ft", "Offline MT+FT", "mt_ft"),
+    MethodSpec("pearl", "Offline PEARL", "pearl", learner="macaw.algos.pearl:PEARL",
+               config="macaw.algos.pearl:PEARLConfig"),
+    MethodSpec("mt_ft", "Offline MT+FT", "mt_ft", learner="macaw.algos.mt_ft:MTFT",
+               config="macaw.algos.mt_ft:MTFTConfig"),
 )}
 QUALITY_SUFFIXES = ("bad", "medium", "good")
 """A run directory's method may carry ``-bad`` / ``-medium`` / ``-good``: Fig. 4 left's
@@ -56,18 +76,23 @@ def get_method(name: str) -> MethodSpec:
     return METHODS[name]
 
 
+def sections() -> dict[str, type]:
+    """Every hyperparameter section and its dataclass (``macaw`` first), imported now."""
+    return {spec.section: _load(spec.config) for spec in METHODS.values()}
+
+
+def baseline_sections() -> tuple[str, ...]:
+    """The sections of the baselines (every one but ``macaw``, which the switches share)."""
+    return tuple(dict.fromkeys(s.section for s in METHODS.values() if s.switch is None))
+
+
 def config_class(section: str) -> type:
     """The hyperparameter dataclass of a config section (imported only when used)."""
-    if section == "macaw":
-        from macaw.algos.macaw import MACAWConfig
-        return MACAWConfig
-    if section == "pearl":
-        from macaw.algos.pearl import PEARLConfig
-        return PEARLConfig
-    if section == "mt_ft":
-        from macaw.algos.mt_ft import MTFTConfig
-        return MTFTConfig
-    raise ValueError(f"unknown config section {section!r}")
+    for spec in METHODS.values():
+        if spec.section == section:
+            return _load(spec.config)
+    raise ValueError(f"unknown config section {section!r}; expected one of "
+                     f"{tuple(dict.fromkeys(s.section for s in METHODS.values()))}")
 
 
 def method_config(name: str, base, obs_dim: int, act_dim: int):
@@ -81,16 +106,12 @@ def method_config(name: str, base, obs_dim: int, act_dim: int):
 def build(cfg, obs_dim: int, act_dim: int, n_train_tasks: int) -> MetaLearner:
     """The learner of ``cfg.method`` (:class:`macaw.meta_train.MetaTrainConfig`)."""
     spec = get_method(cfg.method)
-    if spec.section == "macaw":
-        from macaw.algos.macaw import MACAW
-        return MACAW(obs_dim, act_dim, method_config(spec.name, cfg.macaw, obs_dim, act_dim),
-                     seed=cfg.seed)
+    learner = _load(spec.learner)
+    if spec.switch is not None:
+        return learner(obs_dim, act_dim, method_config(spec.name, cfg.macaw, obs_dim, act_dim),
+                       seed=cfg.seed)
     hyper = config_class(spec.section)(**getattr(cfg, spec.section))
-    if spec.section == "pearl":
-        from macaw.algos.pearl import PEARL
-        return PEARL(obs_dim, act_dim, n_train_tasks, hyper, seed=cfg.seed)
-    from macaw.algos.mt_ft import MTFT
-    return MTFT(obs_dim, act_dim, n_train_tasks, hyper, seed=cfg.seed)
+    return learner(obs_dim, act_dim, n_train_tasks, hyper, seed=cfg.seed)
 
 
 def run_method_pattern() -> str:
