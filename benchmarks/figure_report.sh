@@ -10,8 +10,9 @@
 # (default docs/results/FIGURE); e.g. Fig. 3 on two families:
 #   FAMILIES="ant-dir walker-params" METHODS="macaw pearl mt_ft meta_bc" \
 #       benchmarks/figure_report.sh collect fig3
-# A run of Fig. 4 left's other data windows is METHOD-QUALITY (macaw-bad) and is labelled
-# "MACAW, bad data":
+# A run of Fig. 4 left's other data windows is METHOD-QUALITY (macaw-bad); it is summarised
+# under the split "standard, bad data", so that P(MACAW better) compares methods on the same
+# window:
 #   METHODS="macaw macaw-bad macaw-medium macaw_noadv macaw_noadv-bad macaw_noadv-medium" \
 #       benchmarks/figure_report.sh collect fig4_left
 set -euo pipefail
@@ -39,14 +40,15 @@ collect)
             for method in $METHODS; do
                 base=${method%%-*}
                 label=$(python -c "from macaw.algos.registry import labels; print(labels()['$base'])")
-                [[ $method == "$base" ]] || label="$label, ${method#*-} data"
+                where=$split
+                [[ $method == "$base" ]] || where="$split, ${method#*-} data"
                 for dir in "results/runs/$family/$split/$method"/seed*; do
                     [[ -d $dir ]] || continue
                     seed=${dir##*seed}
                     dest="$OUT/runs/$family/$split/$method/seed$seed"
                     mkdir -p "$dest"
                     cp "$dir/eval.csv" "$dir/config.yaml" "$dest/"
-                    args+=(--run "$family" "$split" "$label" "$seed" "$dir/eval.csv")
+                    args+=(--run "$family" "$where" "$label" "$seed" "$dir/eval.csv")
                 done
             done
         done
