@@ -326,9 +326,9 @@ def run_fewshot(cfg: FewShotConfig, out_csv: Path, progress: bool = True,
     config, the model's width and parameter count, the wall-clock time). Returns the rows.
 
     After every evaluation the run checkpoints beside ``out_csv``
-    (:meth:`macaw.runs.Checkpoint.beside`); a killed run resumes from there and writes the same files
-    as an uninterrupted one. The checkpoint is deleted once the outputs are written. One of
-    another config is refused, or with ``restart_on_config_change`` kept as
+    (:meth:`macaw.runs.Checkpoint.beside`); a killed run resumes from there and writes the
+    same files as an uninterrupted one. The checkpoint is deleted once the outputs are
+    written. One of another config is refused, or with ``restart_on_config_change`` kept as
     ``*.checkpoint.stale.pt`` while the run starts afresh."""
     out_csv = Path(out_csv)
     images = load_digit_images()

@@ -140,8 +140,8 @@ def run_online_finetuning(run_dir: Path, test_buffers: list[Path], cfg: OnlineCo
                           restart_on_config_change: bool = False) -> Path:
     """Online fine-tuning of the meta-trained learner in ``run_dir`` on every test task.
 
-    After each task the rows so far and the random-generator states go to
-    :meth:`macaw.runs.Checkpoint.beside` ``out_csv`` (a :class:`macaw.runs.Checkpoint`, tied to this config, the
+    After each task the rows so far and the random-generator states go to a checkpoint
+    beside ``out_csv`` (:meth:`macaw.runs.Checkpoint.beside`, tied to this config, the
     meta-trained run's config and the test buffers); a killed run resumes at the first
     unfinished task and writes the same file as an uninterrupted one (each task's fine-tuning
     starts from the unchanged meta-trained learner, so the generators are all it carries

@@ -10,7 +10,7 @@ steps bit-identically. :func:`save_state` / :func:`load_state` do both, atomical
 :class:`Checkpoint` is what a loop holds: its file, the config it was written with (a resume
 under another config is refused, naming every changed field) and the states of its random
 generators (:meth:`Checkpoint.rng_states` / :meth:`Checkpoint.restore_rngs`). Behaviour
-training, meta-training and few-shot training all checkpoint through it.
+training, meta-training, few-shot training and online fine-tuning all checkpoint through it.
 
 **Append-only replay.** A behaviour lifetime grows with every step; re-saving all of it at
 every checkpoint makes checkpointing quadratic in the run length (a paper-scale 2.5M-step
@@ -158,9 +158,6 @@ class Checkpoint:
         """The checkpoint of a run whose result is one file, kept beside it while the run
         trains: ``seed0.csv`` -> ``seed0.checkpoint.pt``."""
         return Path(output).with_suffix(".checkpoint.pt")
-
-    def exists(self) -> bool:
-        return self.path.exists()
 
     def read(self) -> dict | None:
         """The saved state (its ``config`` included), or None when there is no checkpoint."""
