@@ -241,14 +241,10 @@ def run_meta_training(cfg: MetaTrainConfig, train_buffers: list[Path],
                         "re-running the (deterministic) training; the old checkpoint is kept "
                         "as %s", run_dir, "; ".join(differences), checkpoint.set_aside().name)
             ckpt = None
-        elif differences and restart_on_config_change:
-            log.warning("%s: config changed (%s); the old checkpoint is kept as %s and the "
-                        "run starts afresh", run_dir, "; ".join(differences),
-                        checkpoint.set_aside().name)
-            ckpt = None
-        elif differences:
-            raise checkpoint.refusal(differences,
-                                     "delete it (or the run directory) to start afresh")
+        else:
+            ckpt = checkpoint.accept(ckpt, differences,
+                                     "delete it (or the run directory) to start afresh",
+                                     restart_on_config_change)
     if ckpt is not None:
         model.load_state_dict(ckpt["model"])
         for name, opt in optimizers.items():

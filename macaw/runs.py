@@ -176,7 +176,16 @@ class Checkpoint:
         ``restart_on_config_change`` such a checkpoint is set aside (:meth:`set_aside`) with
         a warning and None is returned: the run starts afresh."""
         state = self.read()
-        if state is None or not (differences := self.differences(state)):
+        if state is None:
+            return None
+        return self.accept(state, self.differences(state), hint, restart_on_config_change)
+
+    def accept(self, state: dict, differences: list[str], hint: str,
+               restart_on_config_change: bool = False) -> dict | None:
+        """``state`` when ``differences`` (the config changes that matter, which a loop may
+        have narrowed from :meth:`differences`) is empty; otherwise the refusal, or with
+        ``restart_on_config_change`` the file set aside with a warning and None."""
+        if not differences:
             return state
         if not restart_on_config_change:
             raise self.refusal(differences, hint)

@@ -81,9 +81,13 @@ def sections() -> dict[str, type]:
     return {spec.section: _load(spec.config) for spec in METHODS.values()}
 
 
+def _section_names(specs) -> tuple[str, ...]:
+    return tuple(dict.fromkeys(spec.section for spec in specs))
+
+
 def baseline_sections() -> tuple[str, ...]:
     """The sections of the baselines (every one but ``macaw``, which the switches share)."""
-    return tuple(dict.fromkeys(s.section for s in METHODS.values() if s.switch is None))
+    return _section_names(s for s in METHODS.values() if s.switch is None)
 
 
 def config_class(section: str) -> type:
@@ -92,7 +96,7 @@ def config_class(section: str) -> type:
         if spec.section == section:
             return _load(spec.config)
     raise ValueError(f"unknown config section {section!r}; expected one of "
-                     f"{tuple(dict.fromkeys(s.section for s in METHODS.values()))}")
+                     f"{_section_names(METHODS.values())}")
 
 
 def method_config(name: str, base, obs_dim: int, act_dim: int):
