@@ -117,9 +117,13 @@ def summary_table(runs: list[SummaryRun], last: int = 3, reps: int = 2000,
     return pd.DataFrame(rows)
 
 
-def _fmt(value: float, low: float, high: float, digits: int = 1) -> str:
+def _fmt(value: float, low: float, high: float, digits: int = 1, seeds: int = 2) -> str:
+    """``value [low, high]``; a one-seed method's bootstrap can only resample its tasks within
+    that seed, so its interval says nothing about seeds and is left out."""
     if not np.isfinite(value):
         return "—"
+    if seeds < 2:
+        return f"{value:.{digits}f} (1 seed)"
     return f"{value:.{digits}f} [{low:.{digits}f}, {high:.{digits}f}]"
 
 
@@ -146,16 +150,19 @@ def write_summary(runs: list[SummaryRun], csv_path: Path, md_path: Path, last: i
     for r in table.to_dict("records"):
         lines.append(
             f"| {r['family']} | {r['split']} | {r['method']} | {r['seeds']} × {r['test_tasks']} "
-            f"| {_fmt(r['iqm'], r['iqm_low'], r['iqm_high'])} "
-            f"| {_fmt(r['mean'], r['mean_low'], r['mean_high'])} "
-            f"| {_fmt(r.get('gain', np.nan), r.get('gain_low', np.nan), r.get('gain_high', np.nan))} "
-            f"| {_fmt(r.get('p_macaw_better', np.nan), r.get('p_low', np.nan), r.get('p_high', np.nan), 2)} |")
+            f"| {_fmt(r['iqm'], r['iqm_low'], r['iqm_high'], seeds=r['seeds'])} "
+            f"| {_fmt(r['mean'], r['mean_low'], r['mean_high'], seeds=r['seeds'])} "
+            f"| {_fmt(r.get('gain', np.nan), r.get('gain_low', np.nan), r.get('gain_high', np.nan), seeds=r['seeds'])} "
+            f"| {_fmt(r.get('p_macaw_better', np.nan), r.get('p_low', np.nan), r.get('p_high', np.nan), 2, seeds=r['seeds'])} |")
     note = (f"\nFinal score of a run on a test task: its mean return over the last {last} "
             "evaluations (every episode of them). IQM and mean over seeds × test tasks with 95 % "
             f"stratified-bootstrap CIs ({reps} resamples, rliable). Adaptation gain: the adapted "
             "return minus the unadapted meta-policy's on the same task and environment seed. "
             "P(MACAW better): the probability that MACAW's score on a test task beats this "
-            "method's (rliable's probability of improvement).\n")
+            "method's (rliable's probability of improvement: per test task over every pair of "
+            "seeds, then averaged over the tasks), so every task counts equally, while IQM "
+            "and mean pool returns whose scale differs between tasks; the two can rank "
+            "methods differently. A one-seed method gets no CI (\"1 seed\").\n")
     with atomic_path(md_path) as tmp:
         tmp.write_text("\n".join(lines) + "\n" + note)
     return table

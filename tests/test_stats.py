@@ -61,3 +61,26 @@ def test_runs_on_different_test_tasks_are_refused(tmp_path):
     runs = [SummaryRun("cv", "s", "MACAW", 0, a), SummaryRun("cv", "s", "MACAW", 1, b)]
     with pytest.raises(ValueError, match="test tasks"):
         summary_table(runs, last=1, reps=100)
+
+
+def test_probability_of_improvement_counts_each_task_equally_with_unequal_seeds(tmp_path):
+    """Three MACAW seeds against one baseline seed (as Fig. 4 center's equal-params run): P is
+    the share of (task, MACAW seed) pairs MACAW wins, averaged over tasks, so a baseline that
+    wins three small tasks narrowly and loses one task by far has the better P and the worse
+    mean: the two measure different things. The one-seed row's CIs are not CIs over seeds."""
+    runs = []
+    for seed in range(3):
+        macaw = {1: -50.0 - seed, 2: -60.0 - seed, 3: -70.0 - seed, 4: -100.0}
+        runs.append(SummaryRun("cv", "standard", "MACAW", seed,
+                               _eval_csv(tmp_path / f"m{seed}.csv", {5: macaw})))
+    baseline = {1: -49.0, 2: -60.5, 3: -69.0, 4: -400.0}   # MACAW wins task 2 for seed 0 only
+    runs.append(SummaryRun("cv", "standard", "No WT", 0,
+                           _eval_csv(tmp_path / "b.csv", {5: baseline})))
+    table = summary_table(runs, last=1, reps=300).set_index("method")
+    # Wins: task 1: 0/3, task 2: 1/3 (seed 0's -60 > -60.5), task 3: 0/3, task 4: 3/3.
+    assert table.loc["No WT", "p_macaw_better"] == pytest.approx((0 + 1 / 3 + 0 + 1) / 4)
+    assert table.loc["No WT", "mean"] < table.loc["MACAW", "mean"]
+    md = tmp_path / "s.md"
+    write_summary(runs, tmp_path / "s.csv", md, last=1, reps=100)
+    row = next(line for line in md.read_text().splitlines() if "| No WT |" in line)
+    assert "1 seed" in row and "[" not in row.split("|")[5]
