@@ -4,6 +4,7 @@
 #
 #   benchmarks/fig4_right_report.sh build     # snakemake results/fig4_right.pdf --cores 8, timed
 #   benchmarks/fig4_right_report.sh collect   # results/ -> docs/results/fig4_right/
+#   benchmarks/fig4_right_report.sh summarise # docs/results/fig4_right/runs -> its summary
 set -euo pipefail
 SPLITS="standard sparse20 sparse10 sparse5 sparse3" METHODS="macaw mt_ft pearl" \
     exec "$(dirname "$0")/figure_report.sh" "${1:-}" fig4_right "${@:2}"

@@ -3,11 +3,14 @@
 # README's numbers to docs/results/<figure>/ (the figure and its CSV, every run's eval.csv and
 # config.yaml, a summary with IQM / mean / 95 % CIs / adaptation gain / P(MACAW better)).
 #
-#   benchmarks/figure_report.sh build   FIGURE [--configfile FILE]   # snakemake results/FIGURE.pdf
-#   benchmarks/figure_report.sh collect FIGURE                       # results/ -> $OUT
+#   benchmarks/figure_report.sh build     FIGURE [--configfile FILE] # snakemake results/FIGURE.pdf
+#   benchmarks/figure_report.sh collect   FIGURE                     # results/ -> $OUT, summarise
+#   benchmarks/figure_report.sh summarise FIGURE                     # $OUT/runs -> $OUT/summary.*
 #
-# collect reads the runs of FAMILIES x SPLITS x METHODS (each seed found) and writes to OUT
-# (default docs/results/FIGURE); e.g. Fig. 3 on two families:
+# collect copies the runs of FAMILIES x SPLITS x METHODS (each seed found) to OUT (default
+# docs/results/FIGURE), then summarises them; summarise re-derives the summary from the copied
+# runs alone (the committed eval.csv files), e.g. after a change to `macaw summary`. Fig. 3 on
+# two families:
 #   FAMILIES="ant-dir walker-params" METHODS="macaw pearl mt_ft meta_bc" \
 #       benchmarks/figure_report.sh collect fig3
 # A run of Fig. 4 left's other data windows is METHOD-QUALITY (macaw-bad); it is summarised
@@ -18,7 +21,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 mode=${1:-}; figure=${2:-}
-[[ -n $figure ]] || { echo "usage: $0 build|collect FIGURE [snakemake args]" >&2; exit 2; }
+[[ -n $figure ]] || { echo "usage: $0 build|collect|summarise FIGURE [snakemake args]" >&2; exit 2; }
 shift 2
 OUT=${OUT:-docs/results/$figure}
 FAMILIES=${FAMILIES:-cheetah-vel}
@@ -34,6 +37,21 @@ build)
 collect)
     mkdir -p "$OUT/runs"
     cp "results/$figure.pdf" "results/$figure.csv" "$OUT/"
+    for family in $FAMILIES; do
+        for split in $SPLITS; do
+            for method in $METHODS; do
+                for dir in "results/runs/$family/$split/$method"/seed*; do
+                    [[ -d $dir ]] || continue
+                    dest="$OUT/runs/$family/$split/$method/${dir##*/}"
+                    mkdir -p "$dest"
+                    cp "$dir/eval.csv" "$dir/config.yaml" "$dest/"
+                done
+            done
+        done
+    done
+    exec "$0" summarise "$figure"
+    ;;
+summarise)
     args=()
     for family in $FAMILIES; do
         for split in $SPLITS; do
@@ -42,21 +60,18 @@ collect)
                 label=$(python -c "from macaw.algos.registry import labels; print(labels()['$base'])")
                 where=$split
                 [[ $method == "$base" ]] || where="$split, ${method#*-} data"
-                for dir in "results/runs/$family/$split/$method"/seed*; do
+                for dir in "$OUT/runs/$family/$split/$method"/seed*; do
                     [[ -d $dir ]] || continue
-                    seed=${dir##*seed}
-                    dest="$OUT/runs/$family/$split/$method/seed$seed"
-                    mkdir -p "$dest"
-                    cp "$dir/eval.csv" "$dir/config.yaml" "$dest/"
-                    args+=(--run "$family" "$where" "$label" "$seed" "$dir/eval.csv")
+                    args+=(--run "$family" "$where" "$label" "${dir##*seed}" "$dir/eval.csv")
                 done
             done
         done
     done
+    (( ${#args[@]} )) || { echo "no runs under $OUT/runs for $FAMILIES x $SPLITS x $METHODS" >&2; exit 1; }
     macaw summary "${args[@]}" --last 3 --csv "$OUT/summary.csv" --md "$OUT/summary.md"
     ;;
 *)
-    echo "usage: $0 build|collect FIGURE [snakemake args]" >&2
+    echo "usage: $0 build|collect|summarise FIGURE [snakemake args]" >&2
     exit 2
     ;;
 esac

@@ -61,14 +61,25 @@ def score_matrix(runs: list[SummaryRun], column: str, last: int) -> np.ndarray:
 
 
 def _interval(scores: dict, func, reps: int, seed: int) -> tuple[dict, dict]:
+    """rliable's point estimates and 95 % intervals, the same on every call with one ``seed``.
+
+    rliable's ``StratifiedBootstrap.update_indices`` draws its resamples from NumPy's global
+    generator, ignoring the ``random_state`` it is given (which only its independent bootstrap,
+    the probability of improvement's, uses), so the global generator is seeded here and put
+    back afterwards."""
     from rliable import library as rly
 
     import warnings
 
-    with warnings.catch_warnings():     # arch's notice about its future default generator
-        warnings.simplefilter("ignore", FutureWarning)
-        return rly.get_interval_estimates(scores, func, reps=reps,
-                                          random_state=np.random.RandomState(seed))
+    saved = np.random.get_state()
+    np.random.seed(seed)
+    try:
+        with warnings.catch_warnings():     # arch's notice about its future default generator
+            warnings.simplefilter("ignore", FutureWarning)
+            return rly.get_interval_estimates(scores, func, reps=reps,
+                                              random_state=np.random.RandomState(seed))
+    finally:
+        np.random.set_state(saved)
 
 
 def summary_table(runs: list[SummaryRun], last: int = 3, reps: int = 2000,

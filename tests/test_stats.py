@@ -84,3 +84,18 @@ def test_probability_of_improvement_counts_each_task_equally_with_unequal_seeds(
     write_summary(runs, tmp_path / "s.csv", md, last=1, reps=100)
     row = next(line for line in md.read_text().splitlines() if "| No WT |" in line)
     assert "1 seed" in row and "[" not in row.split("|")[5]
+
+
+def test_the_summary_is_the_same_on_every_call(tmp_path):
+    """The bootstrap CIs depend only on the data and the seed, not on what drew from NumPy's
+    global generator before (rliable's stratified bootstrap draws from it)."""
+    runs = [SummaryRun("cv", "s", "MACAW", seed,
+                       _eval_csv(tmp_path / f"m{seed}.csv",
+                                 {1: {t: -10.0 * t * (1 + seed) for t in range(1, 6)}}))
+            for seed in range(3)]
+    first = summary_table(runs, last=1, reps=200)
+    np.random.rand(7)
+    state = np.random.get_state()[1].copy()
+    second = summary_table(runs, last=1, reps=200)
+    pd.testing.assert_frame_equal(first, second)
+    assert (np.random.get_state()[1] == state).all()    # the caller's generator is untouched
