@@ -108,6 +108,7 @@ def test_smoke_dag_builds_the_macaw_figures(smoke_run):
     assert sorted(center.label.unique()) == ["MACAW", "No WT, equal params", "No WT, equal width"]
     fig5 = pd.read_csv(results / "fig5.csv")
     assert sorted(fig5.panel.unique()) == ["ant-dir", "cheetah-dir", "cheetah-vel", "walker-params"]
+    assert sorted(fig5.label.unique()) == ["MACAW", "No WT, equal width"]   # the paper's caption
     # Each plotted value is the mean over the run's test tasks of its eval.csv.
     run = results / "runs/cheetah-vel/standard/macaw_nowt_width/seed1/eval.csv"
     raw = pd.read_csv(run)

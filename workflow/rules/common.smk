@@ -104,7 +104,10 @@ wildcard_constraints:
 # ---------------------------------------------------------------- meta-training runs
 
 METHOD_LABELS = method_labels()                         # macaw/algos/registry.py
-WT_ABLATION = ("macaw", "macaw_nowt_width", "macaw_nowt_params")
+WT_ABLATION = ("macaw", "macaw_nowt_width", "macaw_nowt_params")   # Fig. 4 center
+# Fig. 5 follows the paper's caption, "All networks have the same number of hidden units":
+# WT against the equal-width plain network only (the equal-params one is Fig. 4 center's).
+WT_EQUAL_WIDTH = ("macaw", "macaw_nowt_width")
 COMPARISON = ("macaw", "pearl", "mt_ft", "meta_bc")    # Fig. 3
 SPARSITY_METHODS = ("macaw", "pearl", "mt_ft")          # Fig. 4 right
 SPARSITY_SPLITS = ("standard", "sparse20", "sparse10", "sparse5", "sparse3")
@@ -217,7 +220,7 @@ def figure_runs(figure):
         return [
             (family, METHOD_LABELS[m], family, "standard", m)
             for family in mujoco_families()
-            for m in WT_ABLATION
+            for m in WT_EQUAL_WIDTH
         ]
     if figure == "fig3":
         return [
