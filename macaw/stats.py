@@ -63,10 +63,10 @@ def score_matrix(runs: list[SummaryRun], column: str, last: int) -> np.ndarray:
 def _interval(scores: dict, func, reps: int, seed: int) -> tuple[dict, dict]:
     """rliable's point estimates and 95 % intervals, the same on every call with one ``seed``.
 
-    rliable's ``StratifiedBootstrap.update_indices`` draws its resamples from NumPy's global
-    generator, ignoring the ``random_state`` it is given (which only its independent bootstrap,
-    the probability of improvement's, uses), so the global generator is seeded here and put
-    back afterwards."""
+    rliable's stratified bootstraps (``StratifiedBootstrap`` and the probability of
+    improvement's ``StratifiedIndependentBootstrap``) draw their resamples from NumPy's global
+    generator with ``np.random.choice``, ignoring the ``random_state`` they are given, so the
+    global generator is seeded here and put back afterwards."""
     from rliable import library as rly
 
     import warnings
