@@ -28,6 +28,19 @@ FAMILIES=${FAMILIES:-cheetah-vel}
 SPLITS=${SPLITS:-standard}
 METHODS=${METHODS:-macaw mt_ft}
 
+run_dirs() {  # FAMILY/SPLIT/METHOD/seedN of every run of FAMILIES x SPLITS x METHODS under $1
+    local family split method dir
+    for family in $FAMILIES; do
+        for split in $SPLITS; do
+            for method in $METHODS; do
+                for dir in "$1/$family/$split/$method"/seed*; do
+                    if [[ -d $dir ]]; then echo "${dir#"$1"/}"; fi
+                done
+            done
+        done
+    done
+}
+
 case $mode in
 build)
     start=$(date +%s)
@@ -37,36 +50,24 @@ build)
 collect)
     mkdir -p "$OUT/runs"
     cp "results/$figure.pdf" "results/$figure.csv" "$OUT/"
-    for family in $FAMILIES; do
-        for split in $SPLITS; do
-            for method in $METHODS; do
-                for dir in "results/runs/$family/$split/$method"/seed*; do
-                    [[ -d $dir ]] || continue
-                    dest="$OUT/runs/$family/$split/$method/${dir##*/}"
-                    mkdir -p "$dest"
-                    cp "$dir/eval.csv" "$dir/config.yaml" "$dest/"
-                done
-            done
-        done
-    done
+    while read -r run; do
+        mkdir -p "$OUT/runs/$run"
+        cp "results/runs/$run/eval.csv" "results/runs/$run/config.yaml" "$OUT/runs/$run/"
+    done < <(run_dirs results/runs)
     exec "$0" summarise "$figure"
     ;;
 summarise)
     args=()
-    for family in $FAMILIES; do
-        for split in $SPLITS; do
-            for method in $METHODS; do
-                base=${method%%-*}
-                label=$(python -c "from macaw.algos.registry import labels; print(labels()['$base'])")
-                where=$split
-                [[ $method == "$base" ]] || where="$split, ${method#*-} data"
-                for dir in "$OUT/runs/$family/$split/$method"/seed*; do
-                    [[ -d $dir ]] || continue
-                    args+=(--run "$family" "$where" "$label" "${dir##*seed}" "$dir/eval.csv")
-                done
-            done
-        done
-    done
+    declare -A labels=()
+    while IFS=/ read -r family split method seed; do
+        base=${method%%-*}
+        [[ -v "labels[$base]" ]] || labels[$base]=$(python -c \
+            "from macaw.algos.registry import labels; print(labels()['$base'])")
+        where=$split
+        [[ $method == "$base" ]] || where="$split, ${method#*-} data"
+        args+=(--run "$family" "$where" "${labels[$base]}" "${seed#seed}"
+               "$OUT/runs/$family/$split/$method/$seed/eval.csv")
+    done < <(run_dirs "$OUT/runs")
     (( ${#args[@]} )) || { echo "no runs under $OUT/runs for $FAMILIES x $SPLITS x $METHODS" >&2; exit 1; }
     macaw summary "${args[@]}" --last 3 --csv "$OUT/summary.csv" --md "$OUT/summary.md"
     ;;
