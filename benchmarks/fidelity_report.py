@@ -9,6 +9,10 @@
     docs/results/fidelity/runs/…                   every run's eval.csv, train.csv, config.yaml
 
 Usage: python benchmarks/fidelity_report.py [--study results/study] [--out docs/results/fidelity]
+                                             [--also-at 2000 ...]
+
+`--also-at N` writes summary_N.* from each run's evaluations up to step N (default 2000). A study
+without ablation runs (fidelity_study.sh with ABLATIONS=0) gets no ablation.* files.
 """
 
 from __future__ import annotations
@@ -50,6 +54,8 @@ def main() -> None:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--study", type=Path, default=Path("results/study"))
     parser.add_argument("--out", type=Path, default=Path("docs/results/fidelity"))
+    parser.add_argument("--also-at", type=int, nargs="+", default=[2000], metavar="STEPS",
+                        help="also summarise the runs cut at these meta-steps (default 2000)")
     args = parser.parse_args()
     out, study = args.out, args.study
     out.mkdir(parents=True, exist_ok=True)
@@ -71,12 +77,13 @@ def main() -> None:
                               study / name / f"seed{seed}" / "eval.csv")
                    for label, name, seed in main_runs], out / "summary.csv",
                   out / "summary.md", last=3, reps=5000)
-    # The same comparison at the default scale's 2000 meta-steps (the runs are identical up to
-    # there: no schedule depends on the run length).
-    write_summary([SummaryRun("cheetah-vel", "standard", label, seed, truncated(
-        study / name / f"seed{seed}" / "eval.csv", 2000,
-        out / "runs_2000" / name / f"seed{seed}.csv")) for label, name, seed in main_runs],
-        out / "summary_2000.csv", out / "summary_2000.md", last=3, reps=5000)
+    # The same comparison at fewer meta-steps, e.g. the default scale's 2000 (the runs are
+    # identical up to there: no schedule depends on the run length).
+    for steps in args.also_at:
+        write_summary([SummaryRun("cheetah-vel", "standard", label, seed, truncated(
+            study / name / f"seed{seed}" / "eval.csv", steps,
+            out / f"runs_{steps}" / name / f"seed{seed}.csv")) for label, name, seed in main_runs],
+            out / f"summary_{steps}.csv", out / f"summary_{steps}.md", last=3, reps=5000)
     plot_diagnostics([DiagnosticRun(label, seed, study / name / f"seed{seed}")
                       for label, name, seed in main_runs], out / "diagnostics.pdf",
                      out / "diagnostics.csv", title="cheetah-vel standard")
@@ -89,7 +96,8 @@ def main() -> None:
                 continue
             ablation.append(SummaryRun("cheetah-vel", "standard", label, seed, truncated(
                 path, ABLATION_STEPS, out / "ablation_runs" / name / f"seed{seed}.csv")))
-    write_summary(ablation, out / "ablation.csv", out / "ablation.md", last=3, reps=5000)
+    if ablation:
+        write_summary(ablation, out / "ablation.csv", out / "ablation.md", last=3, reps=5000)
 
 
 if __name__ == "__main__":

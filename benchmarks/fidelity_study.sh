@@ -5,11 +5,14 @@
 #   snakemake --cores 2 results/splits/cheetah-vel/standard.json \
 #     $(for t in $(seq -w 0 39); do echo results/buffers/cheetah-vel/task$t.h5; done)
 # Runs land in results/study/; `macaw summary` then aggregates them. Sequential on purpose:
-# two torch jobs on 2 cores run 5-20x slower.
+# two torch jobs on 2 cores run 5-20x slower. The curves alone, longer (issue 11's 20k steps):
+#   OUT=results/study20k CURVE_STEPS=20000 ABLATIONS=0 benchmarks/fidelity_study.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-results/study}
 SEEDS=${SEEDS:-"0 1 2"}
+CURVE_STEPS=${CURVE_STEPS:-10000}   # MACAW and MT+FT
+ABLATIONS=${ABLATIONS:-1}          # 0: the curves only
 BASE='"window_trajectories": 50, "inner_quality": "good", "outer_quality": "good", "eval_every": 500, "checkpoint_every": 500'
 run() {  # name method seed steps extra-json
   local dir="$OUT/$1/seed$3"
@@ -21,8 +24,9 @@ run() {  # name method seed steps extra-json
     --params "{$BASE, \"steps\": $4 $5}"
 }
 for seed in $SEEDS; do
-  run macaw macaw "$seed" 10000 ""
-  run mt_ft mt_ft "$seed" 10000 ""
+  run macaw macaw "$seed" "$CURVE_STEPS" ""
+  run mt_ft mt_ft "$seed" "$CURVE_STEPS" ""
+  [ "$ABLATIONS" = 1 ] || continue
   run macaw-uniform-init macaw "$seed" 3000 ', "macaw": {"wt_init": "uniform"}'
   run macaw-no-bootstrap macaw "$seed" 3000 ', "macaw": {"bootstrap": false}'
   run macaw-stride1 macaw "$seed" 3000 ', "buffer_skip": 1, "inner_buffer_skip": 1'
