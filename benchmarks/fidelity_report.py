@@ -88,16 +88,16 @@ def main() -> None:
                       for label, name, seed in main_runs], out / "diagnostics.pdf",
                      out / "diagnostics.csv", title="cheetah-vel standard")
 
-    ablation = []
-    for name, label in VARIANTS.items():
-        for seed in seeds_of(study, name):
-            path = study / name / f"seed{seed}" / "eval.csv"
-            if pd.read_csv(path).step.max() < ABLATION_STEPS:
-                continue
-            ablation.append(SummaryRun("cheetah-vel", "standard", label, seed, truncated(
-                path, ABLATION_STEPS, out / "ablation_runs" / name / f"seed{seed}.csv")))
-    if len({run.label for run in ablation}) > 1:       # the defaults and some variant
-        write_summary(ablation, out / "ablation.csv", out / "ablation.md", last=3, reps=5000)
+    long_enough = [(name, label, seed) for name, label in VARIANTS.items()
+                   for seed in seeds_of(study, name)
+                   if pd.read_csv(study / name / f"seed{seed}" / "eval.csv").step.max()
+                   >= ABLATION_STEPS]
+    if len({name for name, _, _ in long_enough}) < 2:  # no variant beside the defaults
+        return
+    write_summary([SummaryRun("cheetah-vel", "standard", label, seed, truncated(
+        study / name / f"seed{seed}" / "eval.csv", ABLATION_STEPS,
+        out / "ablation_runs" / name / f"seed{seed}.csv")) for name, label, seed in long_enough],
+        out / "ablation.csv", out / "ablation.md", last=3, reps=5000)
 
 
 if __name__ == "__main__":
