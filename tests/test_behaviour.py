@@ -311,3 +311,26 @@ def test_asking_for_cuda_without_it_names_the_config(tmp_path):
                                          "requested but CUDA is unavailable"):
         train_behaviour(_cfg(device="cuda"), tmp_path / "l.h5", tmp_path / "p.pt",
                         progress=False)
+
+
+def test_log_lines_give_the_rate_since_the_previous_line(tmp_path, monkeypatch, caplog):
+    """A fake clock reads 0 at the start and 60, 180, 240 s at the three log lines (200 steps
+    apart): each line's rate is its own interval's (3.3, 1.7, 3.3 steps/s), not the running
+    mean since the start (which would say 2.2 at the second line), and its time to go is the
+    steps left at that rate (400 / 3.3 and 200 / 1.7 steps/s: 2 minutes each)."""
+    import logging
+    import types
+
+    import macaw.behaviour.trainer as trainer
+
+    clock = iter([0.0, 60.0, 180.0, 240.0, 240.0])
+    monkeypatch.setattr(trainer, "time", types.SimpleNamespace(perf_counter=lambda: next(clock)))
+    out = tmp_path / "run"
+    with caplog.at_level(logging.INFO, logger=trainer.__name__):
+        train_behaviour(_cfg(checkpoint_every=0), out / "lifetime.h5", out / "policy.pt",
+                        progress=False)
+    lines = [r.getMessage() for r in caplog.records if "steps/s" in r.getMessage()]
+    assert [line.split(": last")[0] for line in lines] == [
+        "cheetah-vel step 200 (3.3 steps/s, 2.0 min to go)",
+        "cheetah-vel step 400 (1.7 steps/s, 2.0 min to go)",
+        "cheetah-vel step 600 (3.3 steps/s, 0.0 min to go)"]

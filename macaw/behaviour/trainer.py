@@ -284,6 +284,7 @@ def train_behaviour(cfg: BehaviourConfig, lifetime_path: Path, policy_path: Path
         saved["step"] = step
 
     t0 = time.perf_counter()
+    logged = {"step": start, "time": t0}    # the last log line's step and time
     bar = tqdm(total=cfg.steps, initial=start, disable=not progress,
                desc=f"behaviour {cfg.family} ({len(cfg.tasks)} tasks, {cfg.algorithm})",
                unit="step", dynamic_ncols=True)
@@ -305,8 +306,13 @@ def train_behaviour(cfg: BehaviourConfig, lifetime_path: Path, policy_path: Path
         if (step + 1) % cfg.log_every == 0 or step + 1 == cfg.steps:
             last = [ep[-1][0] if ep else float("nan") for ep in episodes]
             bar.set_postfix(mean_return=f"{np.nanmean(last):.1f}" if episodes[0] else "n/a")
-            log.info("%s step %d (%.0f steps/s): last episode return per task: %s", cfg.family,
-                     step + 1, (step + 1 - start) / (time.perf_counter() - t0),
+            # The rate since the previous line, not since the start: the random-action
+            # warm-up runs ~10x faster than learning and would hide what the rest will cost.
+            now = time.perf_counter()
+            rate = (step + 1 - logged["step"]) / max(now - logged["time"], 1e-9)
+            logged.update(step=step + 1, time=now)
+            log.info("%s step %d (%.1f steps/s, %.1f min to go): last episode return per task: "
+                     "%s", cfg.family, step + 1, rate, (cfg.steps - step - 1) / rate / 60,
                      ", ".join(f"t{t:02d} {r:.1f}" for t, r in zip(cfg.tasks, last)))
             if family.success_flag:
                 recent = [np.mean([e[2] for e in ep[-10:]]) if ep else float("nan")
