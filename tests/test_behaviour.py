@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import dataclasses
+import logging
 import pickle
+import types
 
 import h5py
 import numpy as np
@@ -11,6 +13,7 @@ import pytest
 import torch
 from conftest import Payload
 
+import macaw.behaviour.trainer as trainer
 from macaw.behaviour import BehaviourConfig, train_behaviour
 from macaw.behaviour.agents import EnsembleSAC, EnsembleTD3, TransitionBatch, TwinCritic
 from macaw.behaviour.ensemble import EnsembleLinear, EnsembleMLP
@@ -318,11 +321,6 @@ def test_log_lines_give_the_rate_since_the_previous_line(tmp_path, monkeypatch, 
     apart): each line's rate is its own interval's (3.3, 1.7, 3.3 steps/s), not the running
     mean since the start (which would say 2.2 at the second line), and its time to go is the
     steps left at that rate (400 / 3.3 and 200 / 1.7 steps/s: 2 minutes each)."""
-    import logging
-    import types
-
-    import macaw.behaviour.trainer as trainer
-
     clock = iter([0.0, 60.0, 180.0, 240.0, 240.0])
     monkeypatch.setattr(trainer, "time", types.SimpleNamespace(perf_counter=lambda: next(clock)))
     out = tmp_path / "run"
