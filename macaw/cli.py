@@ -222,11 +222,15 @@ def cmd_summary(args: argparse.Namespace) -> None:
 
 
 def cmd_test_time_steps(args: argparse.Namespace) -> None:
-    from macaw.diagnostics import summarise_test_time_steps, test_time_steps
+    from macaw.diagnostics import diverged_tasks, summarise_test_time_steps, test_time_steps
 
     _set_threads(args.threads)
     df = test_time_steps(args.run_dir, args.buffers, args.steps, args.episodes, args.out)
     print(summarise_test_time_steps(df).to_string(index=False))
+    if bad := diverged_tasks(df):
+        print(f"test tasks {bad} diverged (a non-finite return) at some number of steps: "
+              f"left out of every row's means, so that the rows compare the same tasks",
+              file=sys.stderr)
 
 
 def cmd_online_finetune(args: argparse.Namespace) -> None:

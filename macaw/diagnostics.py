@@ -5,6 +5,12 @@
 every ``n`` asked for: if returns rise with ``n``, the step is pointing the right way but is too
 short; if they do not, the inner loss itself (its data or its advantages) is what limits it.
 A diagnostic, not a default: meta-training always uses ``inner_steps``.
+
+Repeating a step at a rate learned for one step can diverge: an episode whose adapted policy
+blew up has a non-finite return. Such episodes are kept in the CSV (an empty ``return``) and
+counted by :func:`summarise_test_time_steps`, whose means leave the task out at every ``n``,
+so that its rows compare the same tasks (averaging over the finite episodes alone would drop
+the hardest task from exactly the rows where it diverged, and flatter them).
 """
 
 from __future__ import annotations
@@ -12,6 +18,7 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from macaw.evaluate import evaluate_tasks
@@ -24,7 +31,8 @@ def test_time_steps(run_dir: Path, test_buffers: list[Path], steps: list[int],
     """``test_steps, task_id, episode, return, unadapted_return``: for every ``n`` of
     ``steps``, ``episodes`` adapted episodes per test task. Every ``n`` uses the adaptation
     batches and environment seeds of the run's last evaluation, so with the run's own
-    ``inner_steps`` and ``eval_episodes`` the rows equal that evaluation's."""
+    ``inner_steps`` and ``eval_episodes`` the rows equal that evaluation's. A diverged
+    episode's ``return`` is NaN (kept, not dropped: see the module docstring)."""
     meta, learner, tasks = load_finished_run(run_dir, test_buffers)
     seed = evaluation_seed(meta, meta.steps)
     if not hasattr(learner, "cfg") or not hasattr(learner.cfg, "inner_steps"):
@@ -47,12 +55,27 @@ def test_time_steps(run_dir: Path, test_buffers: list[Path], steps: list[int],
     return df
 
 
+def diverged_tasks(df: pd.DataFrame) -> list[int]:
+    """Test tasks with a non-finite return at some number of test-time steps."""
+    return sorted(int(t) for t in df.loc[~np.isfinite(df["return"]), "task_id"].unique())
+
+
 def summarise_test_time_steps(df: pd.DataFrame) -> pd.DataFrame:
-    """Mean return and mean adaptation gain per number of test-time steps."""
-    return (df.assign(gain=df["return"] - df["unadapted_return"])
-            .groupby("test_steps").agg(mean_return=("return", "mean"),
-                                       mean_gain=("gain", "mean"))
-            .reset_index())
+    """Per number of test-time steps: ``episodes``, ``diverged`` (of them, with a non-finite
+    return), and over the ``tasks`` that never diverged at any ``n`` (the same tasks in every
+    row) the mean return and the mean adaptation gain."""
+    bad = diverged_tasks(df)
+    kept = df[~df["task_id"].isin(bad)]
+    counts = (df.assign(diverged=~np.isfinite(df["return"]))
+              .groupby("test_steps").agg(episodes=("return", "size"),
+                                         diverged=("diverged", "sum")))
+    means = (kept.assign(gain=kept["return"] - kept["unadapted_return"])
+             .groupby("test_steps").agg(tasks=("task_id", "nunique"),
+                                        mean_return=("return", "mean"),
+                                        mean_gain=("gain", "mean")))
+    out = counts.join(means).reset_index()
+    out["tasks"] = out["tasks"].fillna(0).astype(int)
+    return out
 
 
-__all__ = ["test_time_steps", "summarise_test_time_steps"]
+__all__ = ["diverged_tasks", "test_time_steps", "summarise_test_time_steps"]

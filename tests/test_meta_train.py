@@ -191,6 +191,25 @@ def test_test_time_steps_reproduce_the_last_evaluation_and_vary_with_n(tiny_buff
     assert summarise_test_time_steps(df).test_steps.tolist() == [1, 3]
 
 
+def test_a_diverged_task_is_counted_and_left_out_of_every_rows_means():
+    """Averaging the finite episodes alone drops the task from exactly the rows where it
+    diverged and flatters them (docs/results/fidelity: the fastest target at 5 and 20 steps)."""
+    from macaw.diagnostics import diverged_tasks, summarise_test_time_steps
+
+    df = pd.DataFrame({"test_steps": [1, 1, 1, 5, 5, 5], "task_id": [2, 23, 23, 2, 23, 23],
+                       "episode": [0, 0, 1, 0, 0, 1],
+                       "return": [-40.0, -200.0, -180.0, -30.0, np.nan, -400.0],
+                       "unadapted_return": [-50.0, -360.0, -360.0, -50.0, -360.0, -360.0]})
+    assert diverged_tasks(df) == [23]
+    summary = summarise_test_time_steps(df).set_index("test_steps")
+    assert summary["episodes"].tolist() == [3, 3]
+    assert summary["diverged"].tolist() == [0, 1]
+    assert summary["tasks"].tolist() == [1, 1]
+    # task 2 alone in both rows, not -140 / -215 at n = 1 and -30 / -215 at n = 5
+    assert summary["mean_return"].tolist() == [-40.0, -30.0]
+    assert summary["mean_gain"].tolist() == [10.0, 20.0]
+
+
 def test_buffers_of_another_family_or_task_are_refused(tiny_buffers, tmp_path):
     import shutil
 
