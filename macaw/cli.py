@@ -225,7 +225,8 @@ def cmd_test_time_steps(args: argparse.Namespace) -> None:
     from macaw.diagnostics import diverged_tasks, summarise_test_time_steps, test_time_steps
 
     _set_threads(args.threads)
-    df = test_time_steps(args.run_dir, args.buffers, args.steps, args.episodes, args.out)
+    df = test_time_steps(args.run_dir, args.buffers, args.steps, args.episodes, args.out,
+                         value_steps=args.value_steps)
     print(summarise_test_time_steps(df).to_string(index=False))
     if bad := diverged_tasks(df):
         print(f"test tasks {bad} diverged (a non-finite return) at some number of steps: "
@@ -405,6 +406,10 @@ def build_parser() -> argparse.ArgumentParser:
     _finished_run_args(p)
     p.add_argument("--steps", type=int, nargs="+", default=[1, 2, 5, 20])
     p.add_argument("--episodes", type=int, default=3, help="episodes per test task")
+    p.add_argument("--value-steps", type=int, default=None, metavar="N",
+                   help="value steps at every number of steps (default: the same number, "
+                        "as Algorithm 2). 1 keeps the value at its one trained step and "
+                        "repeats only the policy's: a repeated value step can diverge")
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads")
     p.add_argument("--out", type=Path, required=True, help="CSV of every episode")
     p.set_defaults(func=cmd_test_time_steps)

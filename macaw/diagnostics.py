@@ -7,10 +7,14 @@ short; if they do not, the inner loss itself (its data or its advantages) is wha
 A diagnostic, not a default: meta-training always uses ``inner_steps``.
 
 Repeating a step at a rate learned for one step can diverge: an episode whose adapted policy
-blew up has a non-finite return. Such episodes are kept in the CSV (an empty ``return``) and
-counted by :func:`summarise_test_time_steps`, whose means leave the task out at every ``n``,
-so that its rows compare the same tasks (averaging over the finite episodes alone would drop
-the hardest task from exactly the rows where it diverged, and flatter them).
+blew up has a non-finite return. It is the value step that does (walker-params: the value loss on
+the adaptation batch itself goes from ~2e3 after one step to ~1e12 after two, and the policy
+follows through the L_ADV target, an unnormalised advantage), so ``value_steps=1`` keeps the
+value at its trained single step and repeats only the policy's. Diverged episodes are kept in
+the CSV (an empty ``return``) and counted by :func:`summarise_test_time_steps`, whose means
+leave the task out at every ``n``, so that its rows compare the same tasks (averaging over the
+finite episodes alone would drop the hardest task from exactly the rows where it diverged, and
+flatter them).
 """
 
 from __future__ import annotations
@@ -27,27 +31,32 @@ from macaw.meta_train import evaluation_seed, load_finished_run
 
 
 def test_time_steps(run_dir: Path, test_buffers: list[Path], steps: list[int],
-                    episodes: int, out_csv: Path) -> pd.DataFrame:
+                    episodes: int, out_csv: Path, value_steps: int | None = None,
+                    ) -> pd.DataFrame:
     """``test_steps, task_id, episode, return, unadapted_return``: for every ``n`` of
     ``steps``, ``episodes`` adapted episodes per test task. Every ``n`` uses the adaptation
     batches and environment seeds of the run's last evaluation, so with the run's own
     ``inner_steps`` and ``eval_episodes`` the rows equal that evaluation's. A diverged
-    episode's ``return`` is NaN (kept, not dropped: see the module docstring)."""
+    episode's ``return`` is NaN (kept, not dropped: see the module docstring).
+    ``value_steps``: the value's steps at every ``n`` (None: ``n``, as Algorithm 2)."""
+    if value_steps is not None and value_steps < 1:
+        raise ValueError(f"value_steps must be a positive integer or None, not {value_steps!r}")
     meta, learner, tasks = load_finished_run(run_dir, test_buffers)
     seed = evaluation_seed(meta, meta.steps)
     if not hasattr(learner, "cfg") or not hasattr(learner.cfg, "inner_steps"):
         raise ValueError(f"{run_dir}: test-time steps apply to MACAW-family runs, "
                          f"not {meta.method!r}")
-    trained_steps = learner.cfg.inner_steps
+    trained = learner.cfg.inner_steps, learner.cfg.inner_value_steps
     rows = []
     eval_cfg = dataclasses.replace(meta, eval_episodes=episodes)
     try:
+        learner.cfg.inner_value_steps = value_steps
         for n in steps:
             learner.cfg.inner_steps = n
             for e in evaluate_tasks(learner, tasks, eval_cfg, seed=seed):
                 rows.append((n, e.task_id, e.episode, e.episode_return, e.unadapted_return))
     finally:
-        learner.cfg.inner_steps = trained_steps
+        learner.cfg.inner_steps, learner.cfg.inner_value_steps = trained
     df = pd.DataFrame(rows, columns=["test_steps", "task_id", "episode", "return",
                                      "unadapted_return"])
     with atomic_path(out_csv) as tmp:

@@ -148,6 +148,31 @@ def test_fast_meta_gradients_equal_reference(latent, adv_loss, inner_steps, boot
     assert n_nonzero == len(params) - n_unused
 
 
+def test_inner_value_steps_repeat_only_the_policy_step_on_both_paths():
+    """``inner_value_steps=1`` with 3 inner steps: the value is the one-step value, the policy
+    takes 3 steps against it (not the one-step policy), and the reference path agrees."""
+    batch = _batch()
+
+    def adapted(**kw):
+        cfg = MACAWConfig(width=8, latent=7, inner_lr=0.05, **kw)
+        model = MACAW(5, 2, cfg, seed=3, dtype=F64)
+        return model, adapt(model, batch.inner, cfg.inner_steps)
+
+    _, one = adapted(inner_steps=1)
+    _, three = adapted(inner_steps=3)
+    model, mixed = adapted(inner_steps=3, inner_value_steps=1)
+    for (w1, b1), (wm, bm), (w3, _) in zip(one.value, mixed.value, three.value):
+        torch.testing.assert_close(wm, w1, rtol=0, atol=0)
+        torch.testing.assert_close(bm, b1, rtol=0, atol=0)
+        assert not torch.allclose(w3, w1)
+    assert not torch.allclose(mixed.policy[0][0], one.policy[0][0])
+    assert not torch.allclose(mixed.policy[0][0], three.policy[0][0])
+    lv, lp = meta_loss(model, batch)
+    rv, rp = meta_loss_reference(model, batch)
+    torch.testing.assert_close(lv, rv, rtol=1e-10, atol=0)
+    torch.testing.assert_close(lp, rp, rtol=1e-10, atol=0)
+
+
 @pytest.mark.parametrize("latent,inner_steps", [(0, 1), (7, 1), (7, 2)])
 def test_meta_bc_fast_equals_reference_and_ignores_returns(latent, inner_steps):
     cfg = MACAWConfig(width=8, latent=latent, adv_loss=False, behaviour_cloning=True,

@@ -10,9 +10,9 @@ disjoint outer batch ``D_ts``:
 
 ``eta`` and ``alpha`` are one learned rate per parameter tensor (``softplus(rho)``); lambda is
 ``softplus(rho_lambda)``, always positive, learned with the rates unless ``learn_adv_coef`` is
-off. With ``inner_steps = n > 1`` the value takes its n steps first, then the policy takes n
-steps against the adapted value (as at meta-test, Algorithm 2). AWR weights and advantage
-targets are constants (no gradient into the value).
+off. With ``inner_steps = n > 1`` the value takes its n steps first (``inner_value_steps``
+if set), then the policy takes n steps against the adapted value (as at meta-test,
+Algorithm 2). AWR weights and advantage targets are constants (no gradient into the value).
 
 Where the paper is silent this follows the authors' code (docs/design.md §4.1, ``src/macaw.py``):
 
@@ -105,6 +105,10 @@ class MACAWConfig:
     """Adam rate of the policy meta-parameters (and lambda)."""
     inner_steps: PositiveInt = 1
     """Gradient steps of adaptation (value, then policy)."""
+    inner_value_steps: PositiveInt | None = None
+    """Value steps of adaptation; None: ``inner_steps`` (Algorithm 2). A learned value rate is
+    tuned for the steps it was trained with, and repeating it can diverge (README, test-time
+    steps); 1 with ``inner_steps`` > 1 repeats only the policy step."""
     temperature: PositiveFloat = 1.0
     """AWR temperature T."""
     max_weight: PositiveFloat = 20.0
@@ -303,6 +307,11 @@ def _policy_inner_loss(model: MACAW, batch: Batch, weights_awr: torch.Tensor,
     return loss_fn
 
 
+def value_steps(cfg: MACAWConfig, n_steps: int) -> int:
+    """The value's steps of an ``n_steps`` adaptation: ``inner_value_steps``, else ``n_steps``."""
+    return n_steps if cfg.inner_value_steps is None else cfg.inner_value_steps
+
+
 def adapt(model: MACAW, batch: Batch, n_steps: int) -> Adapted:
     """Adapted value and policy effective weights for each task (Algorithm 2 / inner loop of
     Algorithm 1) on ``batch`` ``(T, B, ...)``."""
@@ -316,11 +325,12 @@ def adapt(model: MACAW, batch: Batch, n_steps: int) -> Adapted:
         v_states = [initial_state(s, v_params) for s in model.value_net.layers]
         if cfg.bootstrap:      # the outer value target; unused without bootstrapping
             v_target = [(w.detach(), b.detach()) for w, b in _weights(model.value_net, v_params)]
-        for step in range(n_steps):
+        v_steps = value_steps(cfg, n_steps)
+        for step in range(v_steps):
             # Eq. 2 on the plain Monte-Carlo return (the authors' no_bootstrap, inner only).
             v_states = _batched_grad_step(
                 model.value_net, v_params, model.inner_lrs("value"), v_states, n_tasks,
-                lambda w: value_loss(value_forward(w, obs), returns), last=step == n_steps - 1)
+                lambda w: value_loss(value_forward(w, obs), returns), last=step == v_steps - 1)
             v_weights = [state_weights(s, st) for s, st in zip(model.value_net.layers, v_states)]
             if cfg.bootstrap:
                 v_target = polyak(cfg, v_target, v_weights)
@@ -388,9 +398,10 @@ def _weights(net: MetaNet, params: Params) -> list:
 def adapt_params(model: MACAW, batch: Batch, n_steps: int, phi: Params, theta: Params,
                  create_graph: bool = True) -> tuple[Params, Params, list | None]:
     """One task's inner loop on full parameter dicts (``batch`` of shape ``(B, ...)``):
-    ``n_steps`` SGD steps of Eq. 2 on the value ``phi``, then ``n_steps`` of Eq. 3 on the
-    policy ``theta`` against the adapted value (the reference path, and online fine-tuning with
-    ``create_graph=False``). Also returns the outer value target's effective weights."""
+    ``n_steps`` (``inner_value_steps`` if set) SGD steps of Eq. 2 on the value ``phi``, then
+    ``n_steps`` of Eq. 3 on the policy ``theta`` against the adapted value (the reference path,
+    and online fine-tuning with ``create_graph=False``). Also returns the outer value target's
+    effective weights."""
     cfg = model.cfg
     advantages, v_target = None, None
     if cfg.behaviour_cloning:
@@ -398,7 +409,7 @@ def adapt_params(model: MACAW, batch: Batch, n_steps: int, phi: Params, theta: P
     else:
         if cfg.bootstrap:
             v_target = [(w.detach(), b.detach()) for w, b in _weights(model.value_net, phi)]
-        for _ in range(n_steps):
+        for _ in range(value_steps(cfg, n_steps)):
             phi = sgd_step(phi, model.inner_lrs("value"), value_loss(
                 value_forward(_weights(model.value_net, phi), batch.observations),
                 batch.mc_returns), create_graph)
