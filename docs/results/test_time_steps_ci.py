@@ -1,0 +1,47 @@
+"""Paired test-time-steps summary over seeds: the CSVs behind the README's test-time-steps numbers.
+
+    python docs/results/test_time_steps_ci.py OUT.csv SEED0.csv SEED1.csv ...
+
+Each input is one seed's ``macaw test-time-steps --out`` CSV. A task that diverged (a
+non-finite return) at any number of steps in any seed is left out everywhere, so every row
+compares the same (seed, task) pairs. Per ``n``: its episodes and how many diverged, the mean
+return over those pairs and its difference from the first ``n`` (one step), with a 95 %
+bootstrap CI over the pairs (scipy, 2000 resamples).
+"""
+
+import sys
+
+import numpy as np
+import pandas as pd
+from scipy.stats import bootstrap
+
+from macaw.diagnostics import diverged_tasks
+
+
+def main(out: str, inputs: list[str]) -> None:
+    df = pd.concat([pd.read_csv(p).assign(seed=s) for s, p in enumerate(inputs)])
+    bad = sorted({t for s in df.seed.unique() for t in diverged_tasks(df[df.seed == s])})
+    kept = df[~df.task_id.isin(bad)]
+    per_pair = kept.groupby(["test_steps", "seed", "task_id"])["return"].mean()
+    table = per_pair.unstack("test_steps")
+    steps = sorted(df.test_steps.unique())
+    diverged = (~np.isfinite(df["return"])).groupby(df.test_steps).sum()
+    rows = []
+    for n in steps:
+        row = {"test_steps": n, "episodes": int((df.test_steps == n).sum()),
+               "diverged_episodes": int(diverged[n]), "left_out_tasks": " ".join(map(str, bad)),
+               "pairs": len(table), "mean_return": np.nan, "diff_vs_first": np.nan,
+               "diff_ci_low": np.nan, "diff_ci_high": np.nan}
+        if len(table):   # empty when every task diverged somewhere
+            diff = (table[n] - table[steps[0]]).to_numpy()
+            lo, hi = (bootstrap((diff,), np.mean, n_resamples=2000, random_state=0)
+                      .confidence_interval if diff.any() else (0.0, 0.0))
+            row |= {"mean_return": table[n].mean(), "diff_vs_first": diff.mean(),
+                    "diff_ci_low": lo, "diff_ci_high": hi}
+        rows.append(row)
+    pd.DataFrame(rows).to_csv(out, index=False, float_format="%.2f")
+    print(pd.DataFrame(rows).to_string(index=False))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1], sys.argv[2:])
