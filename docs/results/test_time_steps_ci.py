@@ -15,21 +15,21 @@ import numpy as np
 import pandas as pd
 from scipy.stats import bootstrap
 
-from macaw.diagnostics import diverged_tasks
+from macaw.diagnostics import diverged_tasks, summarise_test_time_steps
 
 
 def main(out: str, inputs: list[str]) -> None:
     df = pd.concat([pd.read_csv(p).assign(seed=s) for s, p in enumerate(inputs)])
-    bad = sorted({t for s in df.seed.unique() for t in diverged_tasks(df[df.seed == s])})
-    kept = df[~df.task_id.isin(bad)]
-    per_pair = kept.groupby(["test_steps", "seed", "task_id"])["return"].mean()
-    table = per_pair.unstack("test_steps")
-    steps = sorted(df.test_steps.unique())
-    diverged = (~np.isfinite(df["return"])).groupby(df.test_steps).sum()
+    bad = diverged_tasks(df)     # over every seed: a task that diverged in any of them
+    counts = summarise_test_time_steps(df).set_index("test_steps")
+    table = (df[~df.task_id.isin(bad)].groupby(["test_steps", "seed", "task_id"])["return"]
+             .mean().unstack("test_steps"))
+    steps = counts.index.tolist()
     rows = []
     for n in steps:
-        row = {"test_steps": n, "episodes": int((df.test_steps == n).sum()),
-               "diverged_episodes": int(diverged[n]), "left_out_tasks": " ".join(map(str, bad)),
+        row = {"test_steps": n, "episodes": int(counts.episodes[n]),
+               "diverged_episodes": int(counts.diverged[n]),
+               "left_out_tasks": " ".join(map(str, bad)),
                "pairs": len(table), "mean_return": np.nan, "diff_vs_first": np.nan,
                "diff_ci_low": np.nan, "diff_ci_high": np.nan}
         if len(table):   # empty when every task diverged somewhere
