@@ -8,8 +8,8 @@ A diagnostic, not a default: meta-training always uses ``inner_steps``.
 
 Repeating a step at a rate learned for one step can diverge: an episode whose adapted policy
 blew up has a non-finite return. It is the value step that does (walker-params: the value loss on
-the adaptation batch itself goes from ~2e3 after one step to ~1e12 after two, and the policy
-follows through the L_ADV target, an unnormalised advantage), so ``value_steps=1`` keeps the
+the adaptation batch itself goes from 1e3-4e3 after one step to 1e10-1e15 after two, and the
+policy follows through the L_ADV target, an unnormalised advantage), so ``value_steps=1`` keeps the
 value at its trained single step and repeats only the policy's. Diverged episodes are kept in
 the CSV (an empty ``return``) and counted by :func:`summarise_test_time_steps`, whose means
 leave the task out at every ``n``, so that its rows compare the same tasks (averaging over the
