@@ -68,3 +68,31 @@ def test_diagnostics_table_gain_by_hand_and_train_columns(tmp_path):
     lam = df[df.quantity == "adv_coef"]
     assert lam.step.tolist() == [5] and lam.value.tolist() == [0.02]
     assert "value_loss" not in set(df.quantity)
+
+
+def test_sparsity_table_on_every_and_on_the_common_test_tasks(tmp_path):
+    """Fig. 4 right's two task sets by hand: a 3-task split tested on tasks 1, 2, 9 and a
+    20-task one tested on 1, 9 (common: 1 and 9). The fast target 2, held out by the sparse
+    split only, drags its whole-set mean down but not its common-set one."""
+    from macaw.plotting.sparsity import sparsity_table
+
+    def run(name, returns):
+        rows = [(step, task, 0, ret + step) for step in (0, 10, 20)
+                for task, ret in returns.items()]
+        path = tmp_path / f"{name}.csv"
+        pd.DataFrame(rows, columns=["step", "task_id", "episode", "return"]).to_csv(
+            path, index=False)
+        return path
+
+    runs = [RunCurve("3", "MACAW", 0, run("sparse3", {1: -10.0, 2: -400.0, 9: -30.0})),
+            RunCurve("20", "MACAW", 0, run("sparse20", {1: -20.0, 9: -40.0}))]
+    df = sparsity_table(runs, last=2, common_tasks={1, 9}).set_index(["test_tasks",
+                                                                       "train_tasks"])
+    # last 2 evaluations: steps 10 and 20, so every return + 15 on average
+    assert df.loc[("all", 3), "mean_return"] == pytest.approx((-10 - 400 - 30) / 3 + 15)
+    assert df.loc[("common", 3), "mean_return"] == pytest.approx((-10 - 30) / 2 + 15)
+    assert df.loc[("all", 20), "mean_return"] == df.loc[("common", 20), "mean_return"] \
+        == pytest.approx(-30 + 15)
+    assert len(sparsity_table(runs, last=2)) == 2          # without common tasks: one set
+    with pytest.raises(ValueError, match="none of its test tasks"):
+        sparsity_table(runs, last=2, common_tasks={5})

@@ -99,3 +99,82 @@ def test_the_summary_is_the_same_on_every_call(tmp_path):
     second = summary_table(runs, last=1, reps=200)
     pd.testing.assert_frame_equal(first, second)
     assert (np.random.get_state()[1] == state).all()    # the caller's generator is untouched
+
+
+def _controls_runs(tmp_path, untrained: dict[str, float], final: dict[str, float],
+                   gain: dict[str, float]) -> list[SummaryRun]:
+    """Three seeds per method on tasks 1-4: step 0 scores ``untrained[m] - t`` and the final
+    evaluation ``final[m] - t - seed``, with adaptation gain ``gain[m]`` at every step."""
+    runs = []
+    for label in untrained:
+        for seed in range(3):
+            steps = {0: {t: untrained[label] - t for t in range(1, 5)},
+                     10: {t: final[label] - t - seed for t in range(1, 5)}}
+            path = _eval_csv(tmp_path / f"{label}{seed}.csv", steps, gain=gain[label])
+            runs.append(SummaryRun("cv", "sparse3", label, seed, path))
+    return runs
+
+
+def test_controls_by_hand_and_a_testable_benchmark(tmp_path):
+    """Meta-training lifts MACAW from -200 to -100 and adaptation adds 30: both controls
+    pass. The control values are the hand-computed ones."""
+    runs = _controls_runs(tmp_path, {"MACAW": -200.0, "MT+FT": -190.0},
+                          {"MACAW": -100.0, "MT+FT": -150.0}, {"MACAW": 30.0, "MT+FT": 0.0})
+    table = summary_table(runs, last=1, reps=300).set_index("method")
+    untrained = np.array([[-200.0 - t for t in range(1, 5)]] * 3)
+    assert table.loc["MACAW", "untrained_iqm"] == pytest.approx(
+        np.sort(untrained.ravel())[3:9].mean())
+    # meta-training adds (final - step 0) = 100 - seed on every task: mean 99
+    assert table.loc["MACAW", "meta_adds"] == pytest.approx(99.0)
+    assert table.loc["MT+FT", "meta_adds"] == pytest.approx(40.0 - 1.0)
+    # final unadapted = final - gain
+    final = np.array([[-100.0 - t - s for t in range(1, 5)] for s in range(3)])
+    assert table.loc["MACAW", "unadapted_iqm"] == pytest.approx(
+        np.sort((final - 30.0).ravel())[3:9].mean())
+    assert table.loc["MACAW", "gain"] == pytest.approx(30.0)
+    assert table.loc["MACAW", "testable"] and table.loc["MT+FT", "verdict"] == "testable"
+    assert table.loc["MACAW", "best_trained"] == "MACAW"
+    assert table.loc["MACAW", "best_untrained"] == "MT+FT"     # -190 beats -200 at step 0
+    assert table.loc["MACAW", "p_trained_better"] == pytest.approx(1.0)
+
+
+def test_an_untrained_network_that_adapts_as_well_makes_the_benchmark_untestable(tmp_path):
+    """MT+FT's untrained network plus fine-tuning (-120) scores as well as the best trained
+    method (-120): the benchmark does not need meta-learning, whoever wins."""
+    runs = _controls_runs(tmp_path, {"MACAW": -200.0, "MT+FT": -119.0},
+                          {"MACAW": -120.0, "MT+FT": -125.0}, {"MACAW": 20.0, "MT+FT": 50.0})
+    table = summary_table(runs, last=1, reps=300)
+    assert not table.testable.any()
+    verdict = table.verdict.iloc[0]
+    assert verdict.startswith("untestable at this scale: the best trained method (MACAW")
+    assert "MT+FT's untrained network plus adaptation" in verdict
+    assert "adaptation adds for no method" not in verdict
+
+
+def test_adaptation_that_adds_nothing_makes_the_benchmark_untestable(tmp_path):
+    """Meta-training helps, but no method's adapted policy beats its unadapted one (walker
+    at the default scale): one unadapted policy serves every task."""
+    runs = _controls_runs(tmp_path, {"MACAW": -300.0, "MT+FT": -300.0},
+                          {"MACAW": -100.0, "MT+FT": -110.0}, {"MACAW": -1.0, "MT+FT": -20.0})
+    table = summary_table(runs, last=1, reps=300)
+    assert not table.testable.any()
+    assert table.verdict.iloc[0] == ("untestable at this scale: adaptation adds for no method "
+                                     "(the most: MACAW, -1.0 [-1.0, -1.0])")
+    md = tmp_path / "s.md"
+    write_summary(runs, tmp_path / "s.csv", md, last=1, reps=100)
+    assert "| cv | sparse3 | untestable at this scale: adaptation adds for no method" \
+        in md.read_text()
+    import json
+    bench = json.loads((tmp_path / "s.json").read_text())["cv"]["sparse3"]["benchmark"]
+    assert bench["testable"] is False and bench["best_trained"] == "MACAW"
+
+
+def test_controls_need_a_step_0_evaluation(tmp_path):
+    """A run evaluated only after meta-training has no untrained control: no verdict of
+    'testable' is possible."""
+    runs = [SummaryRun("cv", "s", "MACAW", seed,
+                       _eval_csv(tmp_path / f"m{seed}.csv", {10: {1: -1.0, 2: -2.0}}, gain=5))
+            for seed in range(2)]
+    table = summary_table(runs, last=1, reps=100)
+    assert np.isnan(table.meta_adds).all() and not table.testable.any()
+    assert "no step-0 evaluation" in table.verdict.iloc[0]

@@ -138,9 +138,15 @@ def test_smoke_dag_builds_the_comparison_figures_and_table1(smoke_run):
     final = pd.read_csv(results / "runs/cheetah-vel/sparse20/pearl/seed0/eval.csv")
     point = right[(right.label == "Offline PEARL") & (right.seed == 0)
                   & (right.train_tasks == len(splits["sparse20"]["train"]))]
-    # The final return: the mean over the last 3 evaluations (smoke: steps 0, 2, 4).
+    # The final return: the mean over the last 3 evaluations (smoke: steps 0, 2, 4), on every
+    # test task and on the one that every sparse split shares (7: sparse20 tests odd ids,
+    # and 7 is its only test task here).
     per_step = final.groupby("step")["return"].mean()
-    np.testing.assert_allclose(point.mean_return, per_step.iloc[-3:].mean())
+    common = final[final.task_id == 7].groupby("step")["return"].mean()
+    assert sorted(right.test_tasks.unique()) == ["all", "common"]
+    by_set = point.groupby("test_tasks").mean_return.unique()
+    np.testing.assert_allclose(np.concatenate(by_set["all"]), per_step.iloc[-3:].mean())
+    np.testing.assert_allclose(np.concatenate(by_set["common"]), common.iloc[-3:].mean())
     table = pd.read_csv(results / "table1.csv")
     assert sorted(table.method.unique()) == ["MACAW", "Offline PEARL"]
     assert sorted(table.env_steps.unique()) == [0, 200, 400]

@@ -28,9 +28,11 @@ METRIC_LABELS = {"return": "meta-test return", "success": "meta-test success rat
 """eval.csv columns a curve can show (``success``: ML45 runs only), with their axis labels."""
 
 
-def curves_table(runs: list[RunCurve], metric: str = "return") -> pd.DataFrame:
+def curves_table(runs: list[RunCurve], metric: str = "return",
+                 tasks: set[int] | None = None) -> pd.DataFrame:
     """``panel, label, seed, step, mean_{metric}`` — the mean of eval.csv's ``metric`` column
-    over a run's test tasks (of ``success``: the success rate)."""
+    over a run's test tasks (of ``success``: the success rate); with ``tasks``, over those of
+    its test tasks that are in ``tasks`` (a run with none of them is refused)."""
     frames = []
     for run in runs:
         df = pd.read_csv(run.path)
@@ -38,6 +40,10 @@ def curves_table(runs: list[RunCurve], metric: str = "return") -> pd.DataFrame:
         if missing:
             raise ValueError(f"{run.path}: missing column(s) {sorted(missing)}; "
                              f"expected step, task_id, {metric}")
+        if tasks is not None:
+            df = df[df.task_id.isin(tasks)]
+            if df.empty:
+                raise ValueError(f"{run.path}: none of its test tasks is among {sorted(tasks)}")
         mean = df.groupby("step", as_index=False)[metric].mean()
         frames.append(mean.rename(columns={metric: f"mean_{metric}"}).assign(
             panel=run.panel, label=run.label, seed=run.seed))

@@ -242,6 +242,16 @@ def figure_runs(figure):
     raise ValueError(f"unknown figure {figure!r}")
 
 
+def sparsity_common_tasks():
+    """The test tasks that every sparse split of Fig. 4 right shares (its second panel)."""
+    splits = [s for s in SPARSITY_SPLITS if s.startswith("sparse")
+              and s in config["families"]["cheetah-vel"]["splits"]]
+    if target_family_missing("fig4_right") or not splits:
+        return []
+    return sorted(set.intersection(*(set(split_tasks("cheetah-vel", s)["test"])
+                                     for s in splits)))
+
+
 FIGURE_TITLES = {
     "fig4_left": "cheetah-vel: data quality of the adaptation batch",
     "fig4_center": "cheetah-vel: weight-transform ablation",
@@ -346,3 +356,28 @@ def figure_run_args(figure):
         for panel, label, family, split, m in figure_runs(figure)
         for seed in run_seeds(m)
     )
+
+
+def check_fields_together():
+    """Constraints between config fields, which the schema cannot state, checked here so that
+    a bad config fails before any job: each family's behaviour config (batch_size within
+    learning_starts, macaw.behaviour) and each meta-training run's batches within the data
+    windows that its family's lifetimes can hold (macaw.meta_train.check_batches_fit)."""
+    from macaw.behaviour import BehaviourConfig
+    from macaw.meta_train import MetaTrainConfig, check_batches_fit
+
+    steps = {
+        family: BehaviourConfig.from_dict(
+            family, {**spec["behaviour"], "tasks": family_tasks(family)}).steps
+        for family, spec in config["families"].items()
+    }
+    runs = {(family, m) for figure in FIGURE_TITLES for _, _, family, _, m in figure_runs(figure)}
+    runs |= {("cheetah-vel", m) for m in ONLINE_METHODS if online_files()}
+    for family, run_method in sorted(runs):
+        method, params = meta_train_params(family, run_method)
+        cfg = MetaTrainConfig.from_dict({**params, "family": family, "method": method})
+        check_batches_fit(cfg, steps[family], get_family(family).episode_steps,
+                          f"config: meta-training run {family}/{run_method}")
+
+
+check_fields_together()

@@ -64,13 +64,14 @@ rule fig4_right:
         runs=figure_run_args("fig4_right"),
         title=FIGURE_TITLES["fig4_right"],
         last=config["meta_training"].get("final_evals", 3),
+        common=" ".join(map(str, sparsity_common_tasks())),
     conda:
         "../envs/macaw.yaml"
     log:
         "results/logs/figures/fig4_right.log",
     shell:
         "macaw plot-sparsity {params.runs} --title {params.title:q} --last {params.last}"
-        " --pdf {output.pdf} --csv {output.csv} > {log} 2>&1"
+        " --common-tasks {params.common} --pdf {output.pdf} --csv {output.csv} > {log} 2>&1"
 
 
 rule table1:
