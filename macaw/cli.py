@@ -160,7 +160,8 @@ def cmd_train_behaviour(args: argparse.Namespace) -> None:
     _set_threads(args.threads)
     cfg = BehaviourConfig.from_dict(args.family, {**_params(args), "tasks": args.tasks,
                                                   "seed": args.seed})
-    train_behaviour(cfg, args.lifetime, args.policy, progress=_progress(args))
+    train_behaviour(cfg, args.lifetime, args.policy, progress=_progress(args),
+                    restart_on_config_change=args.restart_on_config_change)
 
 
 def cmd_export_buffer(args: argparse.Namespace) -> None:
@@ -358,6 +359,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--lifetime", type=Path, required=True, help="output lifetime HDF5")
     p.add_argument("--policy", type=Path, required=True, help="output policy weights (.pt)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    _restart_arg(p, "the lifetime's directory holds a checkpoint (resume.pt) written",
+                 "resume.stale.pt and resume.stale.replay/")
     p.set_defaults(func=cmd_train_behaviour)
 
     p = sub.add_parser("export-buffer", help="write one task's buffer file (HDF5, "

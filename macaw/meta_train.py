@@ -42,16 +42,17 @@ from pydantic import Field
 from tqdm.auto import tqdm
 
 from macaw.algos import registry
-from macaw.algos.base import MetaLearner
+from macaw.algos.base import BatchDemand, MetaLearner
 from macaw.algos.macaw import MACAWConfig
 from macaw.data import WINDOWS, TaskData
+from macaw.data.windows import window_rows_bound
 from macaw.envs import get_family
 from macaw.evaluate import evaluate_tasks
 from macaw.fields import NonNegativeInt, PositiveInt, config_class, parse_config
-from macaw.io import atomic_path, write_csv
+from macaw.io import atomic_path, remove_partial_writes, write_csv
 from macaw.provenance import provenance
 from macaw.runs import (EVALUATION, Checkpoint, load_state, non_finite, pick_device,
-                        stream_seed)
+                        run_lock, stream_seed)
 
 log = logging.getLogger(__name__)
 
@@ -134,6 +135,10 @@ def build_learner(cfg: MetaTrainConfig, obs_dim: int, act_dim: int, n_train_task
     return registry.build(cfg, obs_dim, act_dim, n_train_tasks).to(device)
 
 
+RUN_FILES = ("config.yaml", "eval.csv", "train.csv", "checkpoint.pt")
+"""The files meta-training writes in its run directory (besides the lock)."""
+
+
 EVALUATION_FIELDS = ("eval_episodes", "eval_unadapted", "eval_batch")
 """Fields that change how a run is evaluated, never how it trains (tested: the training log
 of a re-evaluated run is identical)."""
@@ -179,6 +184,62 @@ def check_tasks(cfg: MetaTrainConfig, train: list[TaskData], test: list[TaskData
                              f"({', '.join(str(t.buffer.path) for t in tasks)})")
 
 
+def _window_advice() -> str:
+    return ("use smaller batches, a larger window_trajectories or a smaller buffer_skip / "
+            "inner_buffer_skip")
+
+
+def check_batches_fit(cfg: MetaTrainConfig, lifetime_steps: int, episode_steps: int,
+                      where: str) -> None:
+    """Refuse batches that no buffer of a ``lifetime_steps``-step behaviour lifetime (episodes
+    of at most ``episode_steps``) can give: the training step's inner and outer batches
+    (:func:`macaw.algos.registry.batch_demand`) and the meta-test's ``eval_batch`` against the
+    most rows their windows can hold (:func:`macaw.data.windows.window_rows_bound`). The
+    workflow runs it on every run's config before any job; :func:`check_windows` is the exact
+    check on the buffers themselves."""
+    demand = registry.batch_demand(cfg)
+    inner = window_rows_bound(lifetime_steps, episode_steps, cfg.inner_quality,
+                              cfg.window_trajectories, cfg.inner_buffer_skip)
+    outer = window_rows_bound(lifetime_steps, episode_steps, cfg.outer_quality,
+                              cfg.window_trajectories, cfg.buffer_skip)
+    problems = [f"{name} is {rows}, but its {window} window holds at most {most} rows"
+                for name, rows, window, most in (
+                    (demand.fields[1], demand.inner, f"inner ({cfg.inner_quality})", inner),
+                    ("eval_batch", cfg.eval_batch, f"inner ({cfg.inner_quality})", inner),
+                    (demand.fields[2], demand.outer, f"outer ({cfg.outer_quality})", outer))
+                if rows > most]
+    if problems:
+        raise ValueError(f"{where}: {'; '.join(problems)} (lifetimes of {lifetime_steps} "
+                         f"steps, episodes of at most {episode_steps}, window_trajectories "
+                         f"{cfg.window_trajectories}, inner_buffer_skip "
+                         f"{cfg.inner_buffer_skip}, buffer_skip {cfg.buffer_skip}); "
+                         f"{_window_advice()}")
+
+
+def check_windows(cfg: MetaTrainConfig, demand: BatchDemand, train: list[TaskData],
+                  test: list[TaskData]) -> None:
+    """Every training task's windows hold the batches a step draws (an outer batch disjoint
+    from the inner one needs its rows beside those the inner batch may take), and every test
+    task's inner window holds ``eval_batch``: checked before the run writes anything, where a
+    failing draw would stop it only at its first step, after the step-0 outputs."""
+    for task in train:
+        shared = np.intersect1d(task.inner_window, task.outer_window).size \
+            if demand.disjoint else 0
+        needs = ((demand.fields[1], demand.inner, "inner", task.inner_window.size),
+                 (demand.fields[2], demand.outer + min(demand.inner, shared), "outer",
+                  task.outer_window.size))
+        for name, rows, window, size in needs:
+            if rows > size:
+                raise ValueError(f"{task.buffer.path}: task {task.task_id}: {name} needs "
+                                 f"{rows} rows of its {window} window, which has {size}; "
+                                 f"{_window_advice()}")
+    for task in test:
+        if cfg.eval_batch > task.inner_window.size:
+            raise ValueError(f"{task.buffer.path}: test task {task.task_id}: eval_batch "
+                             f"{cfg.eval_batch} is more than its inner window's "
+                             f"{task.inner_window.size} rows; {_window_advice()}")
+
+
 def _check_finite_parameters(model, run_dir: Path, step: int, last_good) -> None:
     bad = non_finite(model.state_dict())
     if bad:
@@ -204,15 +265,29 @@ def run_meta_training(cfg: MetaTrainConfig, train_buffers: list[Path],
     afresh. A change of :data:`EVALUATION_FIELDS` alone is never refused: only the last
     checkpoint is kept (a MACAW model is ~20 MB, too much to snapshot at every evaluation), so
     the run is re-evaluated by re-running its training, which reproduces the same weights
-    because training never draws from the evaluation's RNG. Returns the path of ``eval.csv``."""
-    run_dir = Path(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
+    because training never draws from the evaluation's RNG. Returns the path of ``eval.csv``.
+
+    One process at a time writes a run directory (:func:`macaw.runs.run_lock`): a second
+    one is refused, naming the first one's pid."""
+    with run_lock(run_dir, "macaw meta-train"):
+        return _meta_train_locked(cfg, train_buffers, test_buffers, Path(run_dir), progress,
+                                  expected_task_ids, restart_on_config_change)
+
+
+def _meta_train_locked(cfg: MetaTrainConfig, train_buffers: list[Path],
+                       test_buffers: list[Path], run_dir: Path, progress: bool,
+                       expected_task_ids: tuple[list[int], list[int]] | None,
+                       restart_on_config_change: bool) -> Path:
+    """:func:`run_meta_training`, holding the run directory's lock."""
+    remove_partial_writes(*(run_dir / name for name in RUN_FILES))
     device = pick_device(cfg.device, "meta-training config")
     torch.manual_seed(cfg.seed)
     rng = np.random.default_rng(cfg.seed)
     train, test = ([TaskData.for_run(p, cfg, device) for p in paths]
                    for paths in (train_buffers, test_buffers))
     check_tasks(cfg, train, test, expected_task_ids)
+    demand = registry.batch_demand(cfg)
+    check_windows(cfg, demand, train, test)
     model = build_learner(cfg, train[0].obs_dim, train[0].act_dim, len(train), device)
     optimizers = model.optimizers()
 
@@ -253,10 +328,16 @@ def run_meta_training(cfg: MetaTrainConfig, train_buffers: list[Path],
         start, rows = ckpt["step"], ckpt["eval_rows"]
         last_saved["step"] = start
         log.info("resumed %s from step %d", run_dir, start)
+    if demand.tasks > len(train):
+        log.warning("%s: %s is %d but the split has %d training tasks: each step uses all %d "
+                    "(config.yaml: tasks_per_batch_used)", run_dir, demand.fields[0],
+                    demand.tasks, len(train), len(train))
     # Written only once the checkpoint (if any) is known to match: a refused rerun must not
     # leave its config next to another run's checkpoint.
     resolved = {**dataclasses.asdict(cfg), "resolved_algorithm": dataclasses.asdict(model.cfg),
                 "train_tasks": [t.task_id for t in train], "test_tasks": [t.task_id for t in test],
+                # What a step draws: tasks_per_batch beyond the training tasks is clipped.
+                "tasks_per_batch_used": min(demand.tasks, len(train)),
                 "device_used": str(device), "provenance": provenance()}
     with atomic_path(run_dir / "config.yaml") as tmp:
         tmp.write_text(yaml.safe_dump(resolved, sort_keys=False))

@@ -6,7 +6,8 @@ or call something, so a crafted ``checkpoint.pt`` (for example one arriving by `
 cannot run its payload; it only holds tensors, containers and plain Python values. NumPy
 values a loop needs to save (MuJoCo states, Meta-World's Python-side arrays and scalars) are
 stored as tensors with a tag and come back with their exact dtype, so a resumed simulator
-steps bit-identically. :func:`save_state` / :func:`load_state` do both, atomically.
+steps bit-identically. :func:`save_state` / :func:`load_state` do both, atomically; the same
+state always gives the same bytes, so an identical rerun leaves DVC's hash unchanged.
 :class:`Checkpoint` is what a loop holds: its file, the config it was written with (a resume
 under another config is refused, naming every changed field) and the states of its random
 generators (:meth:`Checkpoint.rng_states` / :meth:`Checkpoint.restore_rngs`). Behaviour
@@ -23,6 +24,9 @@ integer, for environment resets and evaluations) derive independent random strea
 ``numpy.random.SeedSequence`` (a run seed plus a key such as a task id or a step) instead of
 seed arithmetic, so that a task's stream is the same whichever other tasks run beside it.
 
+**One writer.** :func:`run_lock` refuses a second process on a run directory (two
+``meta-train`` runs with different configs would both exit 0, the last writer winning).
+
 **Non-finite guard.** :func:`non_finite` names the tensors of a state that hold NaN or infinity;
 every loop refuses to save such a state, so the last good checkpoint stays the one a rerun
 resumes from.
@@ -30,17 +34,21 @@ resumes from.
 
 from __future__ import annotations
 
+import fcntl
+import io
 import logging
 import os
 import re
 import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from macaw.io import atomic_path
+from macaw.io import atomic_path, remove_partial_writes, write_bytes_atomically
 
 log = logging.getLogger(__name__)
 
@@ -123,9 +131,16 @@ meta-training run's evaluation at a step (key ``(EVALUATION, step)``)."""
 
 def save_state(path: str | os.PathLike, state: dict) -> None:
     """Write ``state`` (tensors, containers, plain values and NumPy arrays/scalars) to
-    ``path`` atomically, in a form :func:`load_state` reads with ``weights_only=True``."""
-    with atomic_path(path) as tmp:
-        torch.save(_encode(state, "state"), tmp)
+    ``path`` atomically, in a form :func:`load_state` reads with ``weights_only=True``.
+
+    The same state gives the same bytes, so DVC sees an unchanged file after an identical
+    rerun: torch names the zip's records after the file it writes (here a random temporary
+    name), so the state is serialised into memory, under torch's fixed name for a buffer, and
+    the bytes written by Python (which also makes a full disk one clear
+    :class:`macaw.io.DiskFullError` instead of a torch stream error)."""
+    buffer = io.BytesIO()
+    torch.save(_encode(state, "state"), buffer)
+    write_bytes_atomically(path, buffer.getbuffer())
 
 
 def load_state(path: str | os.PathLike, map_location=None) -> dict:
@@ -160,7 +175,10 @@ class Checkpoint:
         return Path(output).with_suffix(".checkpoint.pt")
 
     def read(self) -> dict | None:
-        """The saved state (its ``config`` included), or None when there is no checkpoint."""
+        """The saved state (its ``config`` included), or None when there is no checkpoint.
+        A loop calls it as it starts, so it also removes the temporary files of checkpoint
+        writes that were killed (:func:`macaw.io.remove_partial_writes`)."""
+        remove_partial_writes(self.path)
         return load_state(self.path, map_location="cpu") if self.path.exists() else None
 
     def differences(self, state: dict) -> list[str]:
@@ -231,6 +249,43 @@ class Checkpoint:
                 torch.set_rng_state(state)
             else:
                 g.set_state(state)
+
+
+class RunLockedError(BlockingIOError):
+    """Another process holds the run directory's lock (:func:`run_lock`)."""
+
+    def __str__(self) -> str:
+        return self.strerror
+
+
+LOCK_NAME = ".macaw.lock"
+"""The lock file of a run directory (:func:`run_lock`; ``.dvcignore`` leaves it out)."""
+
+
+@contextmanager
+def run_lock(directory: str | os.PathLike, command: str) -> Iterator[None]:
+    """Hold ``directory``'s lock while a run writes there: an exclusive ``flock`` on
+    ``directory/.macaw.lock``, which holds the owner's pid. A second process (another config,
+    or the same one) is refused at once with :class:`RunLockedError` naming the directory and
+    that pid, before it reads or writes anything: otherwise both would exit 0 and the last
+    writer's files would win. The kernel drops the lock when its process ends, however it
+    ends, so a killed run leaves no stale lock."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    fd = os.open(directory / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o666)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError as err:
+            holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
+            raise RunLockedError(err.errno, f"{directory}: another {command} (pid {holder}) "
+                                 "is writing this run directory; wait for it to end, or stop "
+                                 "it, and run again") from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        yield
+    finally:
+        os.close(fd)
 
 
 def config_differences(saved: dict, current: dict, prefix: str = "") -> list[str]:
@@ -314,3 +369,10 @@ class SegmentStore:
 
     def remove(self) -> None:
         shutil.rmtree(self.directory, ignore_errors=True)
+
+    def set_aside(self, stale: str | os.PathLike) -> None:
+        """Keep the segments as directory ``stale`` (replacing an older one there), for a run
+        that starts afresh beside a checkpoint set aside (:meth:`Checkpoint.set_aside`)."""
+        if self.directory.is_dir():
+            shutil.rmtree(stale, ignore_errors=True)
+            self.directory.replace(stale)

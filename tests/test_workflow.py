@@ -287,6 +287,63 @@ def test_a_killed_build_is_rerun_by_the_readme_commands(smoke_run, tmp_path):
     assert "Directory cannot be locked" not in out
 
 
+def test_a_sigkilled_build_recovers_with_the_readme_command(tmp_path):
+    """SIGKILL (kill -9, the OOM killer) leaves Snakemake's lock behind, and the plain command
+    then stops with LockException. The README's recovery command (its line with --unlock),
+    run in a tiny workflow with the project's profiles, must rerun the killed job."""
+    recover = next(line.split("#")[0].strip() for line in (REPO / "README.md").read_text()
+                   .splitlines() if line.startswith("snakemake --unlock"))
+    work = tmp_path / "work"
+    work.mkdir()
+    shutil.copytree(REPO / "profiles", work / "profiles")
+    (work / "Snakefile").write_text(
+        'rule slow:\n    output:\n        "out.txt",\n    shell:\n'
+        '        "echo partial > {output}; touch started;"\n'
+        '        " while [ ! -e release ]; do sleep 0.1; done; echo done > {output}"\n')
+    proc = subprocess.Popen(["snakemake", "--cores", "1"], cwd=work, env=repo_env(),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+    try:
+        deadline = time.monotonic() + 120
+        while not (work / "started").exists():
+            assert proc.poll() is None, "snakemake ended before its job started"
+            assert time.monotonic() < deadline, "the job did not start within 120 s"
+            time.sleep(0.1)
+        proc.send_signal(signal.SIGKILL)            # Snakemake only: its job is orphaned
+        proc.wait(timeout=60)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+        _kill_processes_in(work)                    # no job of the killed run is left
+    (work / "release").touch()
+
+    locked = snakemake(work, "--cores", "1", check=False)
+    assert locked.returncode != 0 and "LockException" in locked.stdout + locked.stderr
+    recovered = subprocess.run(recover, shell=True, cwd=work, env=repo_env(), text=True,
+                               capture_output=True, timeout=300)
+    assert recovered.returncode == 0, recovered.stdout[-3000:] + recovered.stderr[-3000:]
+    assert (work / "out.txt").read_text() == "done\n"
+
+
+@pytest.mark.parametrize("old, new, message", [
+    ("      batch_size: 32\n", "      batch_size: 300\n",
+     "behaviour config of 'cheetah-vel': batch_size (300) must not exceed learning_starts (200)"),
+    ("    inner_batch: 32\n", "    inner_batch: 400\n",
+     "meta-training run ant-dir/macaw: inner_batch is 400, but its inner (good) window holds "
+     "at most 300 rows"),
+])
+def test_fields_that_do_not_fit_together_fail_before_any_job(tmp_path, old, new, message):
+    work = copy_workflow(tmp_path)
+    smoke = (work / "config" / "smoke.yaml").read_text()
+    assert old in smoke
+    (work / "config" / "bad.yaml").write_text(smoke.replace(old, new, 1))
+    proc = snakemake(work, "-n", "--configfile", "config/bad.yaml", check=False)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode != 0 and message in out, out[-3000:]
+    assert not (work / "results").exists()
+
+
 def test_snakemake_lint_is_clean(tmp_path):
     work = copy_workflow(tmp_path)
     proc = snakemake(work, "--lint", check=False)

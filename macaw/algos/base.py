@@ -3,7 +3,7 @@ neither imports the other): :class:`MetaLearner` and the batch sizes it reads.""
 
 from __future__ import annotations
 
-from typing import Any, Callable, Protocol
+from typing import Any, Callable, NamedTuple, Protocol
 
 import numpy as np
 import torch
@@ -23,11 +23,33 @@ class MetaBatchShape(Protocol):
     outer_batch: int
 
 
+class BatchDemand(NamedTuple):
+    """What a learner's training step draws from each training task
+    (:func:`macaw.data.sample_meta_batch`), with the config fields that set each number, so
+    that a run can check its batches fit the data windows before it writes anything."""
+
+    tasks: int
+    """Training tasks per step (at most the run's training tasks: more are clipped)."""
+    inner: int
+    """Rows of the inner window per task (0: no inner batch)."""
+    outer: int
+    """Rows of the outer window per task."""
+    disjoint: bool
+    """Whether the outer rows exclude the inner batch's rows."""
+    fields: tuple[str, str, str] = ("tasks_per_batch", "inner_batch", "outer_batch")
+    """The config fields of ``tasks``, ``inner`` and ``outer``."""
+
+
 class MetaLearner(Protocol):
     """What :func:`macaw.meta_train.run_meta_training` needs of a method (an ``nn.Module``)."""
 
     cfg: Any
     """The method's resolved hyperparameters (a dataclass), dumped next to every run."""
+
+    @staticmethod
+    def batch_demand(cfg: Any) -> BatchDemand:
+        """What ``train_step`` draws from each task under run config ``cfg``
+        (:class:`macaw.meta_train.MetaTrainConfig`)."""
 
     def optimizers(self) -> dict[str, torch.optim.Optimizer]: ...
 

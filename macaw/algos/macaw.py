@@ -48,7 +48,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from macaw.algos.base import MetaBatchShape
+from macaw.algos.base import BatchDemand, MetaBatchShape
 from macaw.algos.losses import (advantage_loss, awr_loss, awr_weights, bootstrapped_returns,
                                 value_loss)
 from macaw.data import Batch, MetaBatch, TaskData, sample_meta_batch
@@ -160,6 +160,11 @@ class MACAW(nn.Module):
     def adv_coef(self) -> torch.Tensor:
         """lambda of Eq. 3, ``softplus(rho_lambda)`` (docs/design.md §4.1)."""
         return nn.functional.softplus(self.adv_coef_rho)
+
+    @staticmethod
+    def batch_demand(data: MetaBatchShape) -> BatchDemand:
+        """A contiguous inner batch and a disjoint outer batch per task (Algorithm 1)."""
+        return BatchDemand(data.tasks_per_batch, data.inner_batch, data.outer_batch, True)
 
     def train_step(self, optimizers: dict[str, torch.optim.Optimizer], tasks: list[TaskData],
                    data: MetaBatchShape, rng: np.random.Generator) -> dict[str, float]:

@@ -35,6 +35,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from macaw.algos.base import BatchDemand
 from macaw.algos.losses import awr_loss, awr_weights, bootstrapped_returns, value_loss
 from macaw.data import Batch, TaskData, sample_meta_batch
 from macaw.fields import NonNegativeInt, PositiveFloat, PositiveInt, config_class
@@ -217,6 +218,11 @@ class MTFT(nn.Module):
         fused = {"fused": True} if self.value["l0:weight"].device.type in ("cpu", "cuda") else {}
         return {"value": torch.optim.Adam(self.value.values(), lr=self.cfg.value_lr, **fused),
                 "policy": torch.optim.Adam(self.policy.values(), lr=self.cfg.policy_lr, **fused)}
+
+    @staticmethod
+    def batch_demand(data: "MetaTrainConfig") -> BatchDemand:
+        """Outer batches only: multi-task training has no inner loop."""
+        return BatchDemand(data.tasks_per_batch, 0, data.outer_batch, False)
 
     def train_step(self, optimizers: dict[str, torch.optim.Optimizer], tasks: list[TaskData],
                    data: "MetaTrainConfig", rng: np.random.Generator) -> dict[str, float]:

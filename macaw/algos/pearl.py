@@ -44,6 +44,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from macaw.algos.base import BatchDemand
 from macaw.data import Batch, TaskData, sample_meta_batch
 from macaw.fields import NonNegativeFloat, PositiveFloat, PositiveInt, UnitFraction, config_class
 from macaw.nets.optim import polyak_update
@@ -236,6 +237,14 @@ class PEARL(nn.Module):
     def optimizers(self) -> dict[str, torch.optim.Optimizer]:
         return {"encoder": torch.optim.Adam(self.encoder.parameters(), lr=self.cfg.encoder_lr),
                 **sac_optimizers(self)}
+
+    @staticmethod
+    def batch_demand(data: "MetaTrainConfig") -> BatchDemand:
+        """A uniform context and an RL batch per task, both PEARL's own sizes (its
+        ``pearl`` section)."""
+        cfg = PEARLConfig(**data.pearl)
+        return BatchDemand(cfg.tasks_per_batch, cfg.context_batch, cfg.batch_size, False,
+                           ("pearl.tasks_per_batch", "pearl.context_batch", "pearl.batch_size"))
 
     def train_step(self, optimizers: dict[str, torch.optim.Optimizer], tasks: list[TaskData],
                    data: "MetaTrainConfig", rng: np.random.Generator) -> dict[str, float]:

@@ -21,7 +21,7 @@ import importlib
 from dataclasses import dataclass
 from typing import Callable
 
-from macaw.algos.base import MetaLearner
+from macaw.algos.base import BatchDemand, MetaLearner
 
 
 @dataclass(frozen=True)
@@ -116,6 +116,12 @@ def build(cfg, obs_dim: int, act_dim: int, n_train_tasks: int) -> MetaLearner:
                        seed=cfg.seed)
     hyper = config_class(spec.section)(**getattr(cfg, spec.section))
     return learner(obs_dim, act_dim, n_train_tasks, hyper, seed=cfg.seed)
+
+
+def batch_demand(cfg) -> BatchDemand:
+    """What a training step of ``cfg.method`` draws from each task (its learner's
+    ``batch_demand``; ``cfg``: :class:`macaw.meta_train.MetaTrainConfig`)."""
+    return _load(get_method(cfg.method).learner).batch_demand(cfg)
 
 
 def run_method_pattern() -> str:

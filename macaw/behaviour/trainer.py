@@ -38,7 +38,7 @@ from macaw.behaviour.agents import AGENTS, TransitionBatch
 from macaw.envs import get_family, make_task_env
 from macaw.fields import (NonNegativeInt, PositiveFloat, PositiveInt, UnitFraction,
                           config_class, parse_config)
-from macaw.io import atomic_path
+from macaw.io import atomic_hdf5, remove_partial_writes
 from macaw.provenance import provenance
 from macaw.runs import (ENV_RESET, Checkpoint, SegmentStore, non_finite, pick_device,
                         save_state, stream_generators, stream_seed)
@@ -93,9 +93,21 @@ class BehaviourConfig:
 
     @classmethod
     def from_dict(cls, family: str, values: dict) -> "BehaviourConfig":
-        """Checked: every field's name, type and range (its annotation)."""
-        return parse_config(cls, values, f"behaviour config of {family!r}",
-                            supplied={"family": family})
+        """Checked: every field's name, type and range (its annotation), and the fields
+        that constrain each other (:meth:`check_together`)."""
+        cfg = parse_config(cls, values, f"behaviour config of {family!r}",
+                           supplied={"family": family})
+        cfg.check_together()
+        return cfg
+
+    def check_together(self) -> None:
+        """The constraints between fields, which the schema cannot state: the first update
+        (at step ``learning_starts``) samples ``batch_size`` rows of the replay, so it must
+        hold them. The workflow checks every family's config with it before any job."""
+        if self.batch_size > self.learning_starts:
+            raise ValueError(f"behaviour config of {self.family!r}: batch_size "
+                             f"({self.batch_size}) must not exceed learning_starts "
+                             f"({self.learning_starts})")
 
 
 class TaskEnvs:
@@ -210,24 +222,27 @@ class LifetimeReplay:
 
 
 def train_behaviour(cfg: BehaviourConfig, lifetime_path: Path, policy_path: Path,
-                    checkpoint_path: Path | None = None, progress: bool = True) -> Path:
+                    checkpoint_path: Path | None = None, progress: bool = True,
+                    restart_on_config_change: bool = False) -> Path:
     """Train ``cfg.tasks`` of ``cfg.family`` together; write their lifetimes to ``lifetime_path``.
 
     ``lifetime_path`` (HDF5) gets one group per task (``task07`` ...) with the raw transition
     arrays and the episode returns, cut at the last finished episode; ``policy_path`` gets
     the final agent weights. Both are written atomically. ``checkpoint_path`` (default:
-    beside ``lifetime_path``) holds the resumable state and is removed on success.
+    beside ``lifetime_path``) holds the resumable state and is removed on success. A
+    checkpoint of another config is refused, naming the changed fields; with
+    ``restart_on_config_change`` (what the workflow's rule passes) it is kept aside as
+    ``resume.stale.pt`` with its replay as ``resume.stale.replay/``, and the run starts afresh.
     """
     family = get_family(cfg.family)
     if cfg.algorithm not in AGENTS:
         raise ValueError(f"behaviour config of {cfg.family!r}: algorithm {cfg.algorithm!r} "
                          f"unknown; expected one of {sorted(AGENTS)}")
-    if cfg.batch_size > cfg.learning_starts:
-        raise ValueError(f"behaviour config of {cfg.family!r}: batch_size ({cfg.batch_size}) "
-                         f"must not exceed learning_starts ({cfg.learning_starts})")
+    cfg.check_together()
     lifetime_path, policy_path = Path(lifetime_path), Path(policy_path)
     checkpoint_path = Path(checkpoint_path or lifetime_path.with_name("resume.pt"))
     lifetime_path.parent.mkdir(parents=True, exist_ok=True)
+    remove_partial_writes(lifetime_path, policy_path)   # of a run killed while writing them
 
     # One torch and one NumPy stream per task (SeedSequence of the seed and the task id), for
     # its initial weights, noise, random actions and replay batches: a task's lifetime is
@@ -250,7 +265,14 @@ def train_behaviour(cfg: BehaviourConfig, lifetime_path: Path, policy_path: Path
     start = 0
     segments = SegmentStore(_replay_dir(checkpoint_path), axis=1)
     checkpoint = Checkpoint(checkpoint_path, dataclasses.asdict(cfg))
-    ckpt = checkpoint.load(f"delete it and {segments.directory} to start afresh")
+    ckpt = checkpoint.read()
+    if ckpt is not None:
+        differences = checkpoint.differences(ckpt)
+        if differences and restart_on_config_change:
+            segments.set_aside(_replay_dir(checkpoint_path.with_suffix(".stale.pt")))
+        ckpt = checkpoint.accept(ckpt, differences, "rerun with --restart-on-config-change "
+                                 f"to keep it and {segments.directory} aside and start afresh",
+                                 restart_on_config_change)
     if ckpt is not None:
         agent.load_state_dict(ckpt["agent"])
         rows = segments.load(ckpt["step"], replay.KEYS)
@@ -361,7 +383,7 @@ def _write_lifetime(path: Path, cfg: BehaviourConfig, replay: LifetimeReplay,
                     success_flag: bool = False) -> None:
     """Write every task's transitions up to its last finished episode, atomically, with the
     episode returns (and, for a family with a success flag, ``episode_successes`` as 0/1)."""
-    with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
+    with atomic_hdf5(path) as f:        # built in memory: a full disk is one clear error
         f.attrs.update({"format": LIFETIME_FORMAT, "family": cfg.family, "env_id": env_id,
                         "algorithm": cfg.algorithm, "policy_steps": cfg.steps,
                         "config": json.dumps(dataclasses.asdict(cfg)),

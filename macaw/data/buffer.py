@@ -43,7 +43,7 @@ import numpy as np
 from scipy.signal import lfilter
 
 from macaw import __version__
-from macaw.io import atomic_path
+from macaw.io import atomic_hdf5
 from macaw.provenance import provenance as current_provenance
 
 log = logging.getLogger(__name__)
@@ -288,12 +288,11 @@ def write_task_buffer(
                                  else current_provenance(), sort_keys=True),
     }
 
-    with atomic_path(path) as tmp:
-        with h5py.File(tmp, "w") as f:
-            for key, value in datasets.items():
-                # Fletcher-32 needs a chunked layout; h5py picks the chunks.
-                f.create_dataset(key, data=value, fletcher32=True, chunks=True)
-            f.attrs.update(attrs)
+    with atomic_hdf5(path) as f:        # built in memory: a full disk is one clear error
+        for key, value in datasets.items():
+            # Fletcher-32 needs a chunked layout; h5py picks the chunks.
+            f.create_dataset(key, data=value, fletcher32=True, chunks=True)
+        f.attrs.update(attrs)
     return path
 
 

@@ -59,3 +59,13 @@ def window_indices(buffer: TaskBuffer, quality: str, n_trajectories: int,
     begin = int(starts[episodes.start])
     end = int(starts[episodes.stop]) if episodes.stop < buffer.n_episodes else len(buffer)
     return np.arange(begin, end, stride, dtype=np.int64)
+
+
+def window_rows_bound(lifetime_steps: int, episode_steps: int, quality: str,
+                      n_trajectories: int, stride: int = 1) -> int:
+    """The most rows :func:`window_indices` can give on a lifetime of ``lifetime_steps`` steps
+    whose episodes last at most ``episode_steps``: no such buffer holds a larger batch, which
+    the workflow checks before any job runs (a buffer with shorter episodes holds fewer)."""
+    rows = lifetime_steps if quality == "all" else min(lifetime_steps,
+                                                        n_trajectories * episode_steps)
+    return -(-rows // stride)

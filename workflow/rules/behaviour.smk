@@ -1,6 +1,8 @@
 # Stage 1: one behaviour policy per task, the tasks of a family trained as batched ensembles of
 # families.<family>.tasks_per_job tasks (default: all in one job); the lifetime of every task is
 # kept (macaw.behaviour). A task's data does not depend on the chunking (tests/test_behaviour.py).
+# A killed job resumes from resume.pt; a job rerun because its params changed keeps the old
+# checkpoint and replay aside (resume.stale.*) and starts afresh.
 
 
 rule train_behaviour:
@@ -26,4 +28,5 @@ rule train_behaviour:
     shell:
         "macaw train-behaviour --family {wildcards.family} --tasks {params.tasks}"
         " --params {params.behaviour:q} --seed {params.seed} --threads {threads}"
-        " --lifetime {output.lifetime} --policy {output.policy} 2>&1 | tee {log}"
+        " --lifetime {output.lifetime} --policy {output.policy} --restart-on-config-change"
+        " 2>&1 | tee {log}"
