@@ -69,3 +69,33 @@ def window_rows_bound(lifetime_steps: int, episode_steps: int, quality: str,
     rows = lifetime_steps if quality == "all" else min(lifetime_steps,
                                                         n_trajectories * episode_steps)
     return -(-rows // stride)
+
+
+PLATEAU_EPISODES = 10
+"""Episodes of the running mean that decides where a lifetime's plateau starts."""
+PLATEAU_FRACTION = 0.9
+"""Share of the lifetime's improvement (first to last ``PLATEAU_EPISODES`` episodes) after which
+the behaviour policy counts as on its plateau."""
+
+
+def plateau_episode(episode_returns: np.ndarray, n: int = PLATEAU_EPISODES,
+                    fraction: float = PLATEAU_FRACTION) -> int:
+    """The first episode whose trailing ``n``-episode mean return has covered ``fraction`` of
+    the lifetime's improvement, from the mean of its first ``n`` episodes to that of its last
+    ``n``: where the behaviour policy reaches its plateau. 0 for a lifetime that did not
+    improve (nothing to learn: all of it is plateau)."""
+    r = np.asarray(episode_returns, dtype=float)
+    n = max(1, min(n, len(r)))
+    first, last = r[:n].mean(), r[-n:].mean()
+    if last <= first:
+        return 0
+    running = np.convolve(r, np.ones(n) / n, mode="valid")   # running[i]: episodes i..i+n-1
+    reached = np.flatnonzero(running >= first + fraction * (last - first))
+    return int(reached[0] + n - 1)
+
+
+def post_plateau_share(buffer: TaskBuffer) -> tuple[float, int]:
+    """``(share, episode)``: the share of the lifetime's transitions from its plateau episode
+    (:func:`plateau_episode`) on, and that episode."""
+    episode = plateau_episode(buffer.episode_returns)
+    return 1.0 - int(buffer.episode_starts[episode]) / len(buffer), episode
