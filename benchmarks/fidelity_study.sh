@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
-# The fidelity study of issue 11 at default scale (cheetah-vel, standard split, 2 CPU cores):
-# learning curves of MACAW and MT+FT (3 seeds, 10k meta-steps) and the ablation of each
-# authors'-code detail (3 seeds, 3000 meta-steps). Needs the default cheetah-vel buffers:
+# The fidelity study (docs/results/fidelity/) at default scale (cheetah-vel, standard split,
+# 2 CPU cores): learning curves of MACAW and MT+FT (3 seeds, 10k meta-steps) and the ablation
+# of each authors'-code detail (3 seeds, 3000 meta-steps). Needs the default cheetah-vel buffers:
 #   snakemake --cores 2 results/splits/cheetah-vel/standard.json \
 #     $(for t in $(seq -w 0 39); do echo results/buffers/cheetah-vel/task$t.h5; done)
 # Runs land in results/study/; `macaw summary` then aggregates them. Sequential on purpose:
-# two torch jobs on 2 cores run 5-20x slower. The curves alone, longer (issue 11's 20k steps):
+# two torch jobs on 2 cores run 5-20x slower. The curves alone, longer (20k steps,
+# docs/results/curves_20k/):
 #   OUT=results/study20k CURVE_STEPS=20000 ABLATIONS=0 benchmarks/fidelity_study.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."

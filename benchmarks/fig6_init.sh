@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# Fig. 6 before / after the authors' WT initialisation (issue 11): the default few-shot study
-# (`snakemake results/fig6.pdf`, WT with the authors' init, No-WT equal width / params, 3
-# seeds) plus the WT model with our earlier z ~ U(-1, 1) init, on the same tasks and seeds.
+# Fig. 6 before / after the authors' WT initialisation (docs/results/fig6_init/): the default
+# few-shot study (`snakemake results/fig6.pdf`, WT with the authors' init, No-WT equal width /
+# params, 3 seeds) plus the WT model with our earlier z ~ U(-1, 1) init, on the same tasks and seeds.
 # Writes docs/results/fig6_init/{fig6_init.pdf,fig6_init.csv}.
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -1,4 +1,5 @@
-"""Why does MACAW's single adaptation step adapt so little? (issue 11, §1b.)
+"""Why does MACAW's single adaptation step adapt so little? (docs/results/fidelity/,
+docs/results/cheetah_vel_steps/.)
 
 :func:`test_time_steps` meta-tests a finished MACAW run with ``n`` inner steps at test time
 (value steps then policy steps, Algorithm 2, with the rates it learned for one step), for
@@ -7,10 +8,11 @@ short; if they do not, the inner loss itself (its data or its advantages) is wha
 A diagnostic, not a default: meta-training always uses ``inner_steps``.
 
 Repeating a step at a rate learned for one step can diverge: an episode whose adapted policy
-blew up has a non-finite return. It is the value step that does (walker-params: the value loss on
-the adaptation batch itself goes from 1e3-4e3 after one step to 1e10-1e15 after two, and the
-policy follows through the L_ADV target, an unnormalised advantage), so ``value_steps=1`` keeps the
-value at its trained single step and repeats only the policy's. Diverged episodes are kept in
+blew up has a non-finite return. It is the value step that does (on walker-params the value
+loss on the adaptation batch itself explodes from the second step on,
+docs/results/walker_build1/value_step_losses.txt, and the policy follows through the L_ADV
+target, an unnormalised advantage), so ``value_steps=1`` keeps the value at its trained single
+step and repeats only the policy's. Diverged episodes are kept in
 the CSV (an empty ``return``) and counted by :func:`summarise_test_time_steps`, whose means
 leave the task out at every ``n``, so that its rows compare the same tasks (averaging over the
 finite episodes alone would drop the hardest task from exactly the rows where it diverged, and

@@ -12,7 +12,8 @@ pixels, 10 classes, ~180 images per class; pixels scaled to [0, 1]):
   task was seen in meta-training. Rotations keep a shape's handedness (unlike flips, which
   would turn a 2 into something 5-like), so they leak nothing across the split. Without the
   rotations each side has only 5 classes, every 5-way task is then the same 5 digits in a
-  new label order, and MAML memorises them: 100% training but ~30% test accuracy.
+  new label order, and MAML memorises them (perfect training, poor test accuracy;
+  docs/design.md §5).
   Some classes look alike (6 at 180 degrees is a 9), which caps the reachable accuracy.
 - **Tasks.** N-way K-shot, by default **5-way 1-shot** (chance 20%; config/paper.yaml uses
   the paper's 20-way): N classes of one side in a random order (the label permutation),
@@ -34,9 +35,8 @@ pixels, 10 classes, ~180 images per class; pixels scaled to [0, 1]):
   settings; one step is also where a plain layer's update is most restricted (rank <= the
   N*K support images) and the WT's rank-``latent`` update should help most (Appendix B).
   With the authors' WT initialisation (``wt_init``, default) WT leads both No-WT models from
-  the first evaluations (3 seeds, 0.52 against 0.44 / 0.40 test accuracy at step 25, 0.56
-  against 0.50 / 0.47 at step 300; README, "Does it reproduce the paper?"). With our earlier
-  z ~ U(-1, 1) init it was level with "No WT, equal width" at this starting rate.
+  the first evaluations; with our earlier z ~ U(-1, 1) init it was level with "No WT, equal
+  width" at this starting rate (docs/results/fig6_init/).
 - **Evaluation** (every ``eval_every`` meta-steps, and at step 0): mean query accuracy over
   ``eval_tasks`` freshly sampled test-class tasks after the same inner-loop adaptation. The
   evaluation tasks depend only on (seed, step), so the three variants of a seed are scored on

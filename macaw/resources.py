@@ -1,5 +1,5 @@
 """What a job needs, from the config alone: the memory a behaviour or meta-training job asks a
-cluster for (profiles/slurm; README "Cluster").
+cluster for (profiles/slurm; docs/usage.md "Cluster").
 
 A behaviour job keeps every transition of every task it trains in memory
 (:class:`macaw.behaviour.trainer.LifetimeReplay`); a meta-training job loads the buffers of its

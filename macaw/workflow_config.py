@@ -1,4 +1,4 @@
-"""How the workflow's config files compose (README "Scales", config/README.md).
+"""How the workflow's config files compose (docs/usage.md "Scales", config/README.md).
 
 Snakemake merges every `--configfile` over `config/config.yaml` key by key, so a custom config
 could add families and change fields but never leave a family out: the default's ml45 entry

@@ -17,7 +17,7 @@ import yaml
 from conftest import REPO, repo_env
 
 pytestmark = pytest.mark.workflow
-PROJECT_FILES = ("Snakefile", "workflow", "config", "macaw", "dvc.yaml", "environment.yml")
+PROJECT_FILES = ("workflow", "config", "macaw", "dvc.yaml", "environment.yml")
 
 
 def run(cwd: Path, *cmd: str) -> str:
@@ -91,8 +91,8 @@ def test_dvc_repro_and_remote_round_trip(tmp_path):
     after = {o.name: tree_hashes(o) if o.is_dir() else hashlib.md5(o.read_bytes()).hexdigest()
              for o in outs}
     assert after == before
-    # The pulled files' mtimes are the order DVC wrote them in, not the DAG's (README "DVC"):
-    # `snakemake --touch` puts them in order, and then nothing is out of date.
+    # The pulled files' mtimes are the order DVC wrote them in, not the DAG's (docs/usage.md
+    # "DVC"): `snakemake --touch` puts them in order, and then nothing is out of date.
     run(work, "snakemake", "--touch", "--cores", "1")
     assert "Nothing to be done" in run(work, "snakemake", "-n", "--cores", "1")
     assert {o.name: tree_hashes(o) if o.is_dir() else hashlib.md5(o.read_bytes()).hexdigest()

@@ -60,5 +60,5 @@ def test_every_snakemake_stage_depends_on_the_workflow_it_runs(stage):
     if not STAGES[stage]["cmd"].startswith("snakemake"):
         pytest.fail(f"stage {stage} does not run snakemake; extend this test")
     deps = set(STAGES[stage]["deps"])
-    assert {"Snakefile", "workflow/rules/common.smk", "macaw/cli.py"} <= deps, \
+    assert {"workflow/Snakefile", "workflow/rules/common.smk", "macaw/cli.py"} <= deps, \
         f"dvc.yaml stage {stage!r}: deps {sorted(deps)}"

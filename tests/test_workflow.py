@@ -24,7 +24,7 @@ from conftest import REPO, repo_env
 from macaw.resources import behaviour_mem_mb
 from test_export import check_buffer_independently
 
-WORKFLOW_FILES = ("Snakefile", "workflow", "config", "profiles", "environment.yml")
+WORKFLOW_FILES = ("workflow", "config", "profiles", "environment.yml")
 pytestmark = pytest.mark.workflow
 
 

@@ -1,4 +1,4 @@
-"""What MACAW's single adaptation step does over meta-training (issue 11, §1b): per run
+"""What MACAW's single adaptation step does over meta-training (docs/results/fidelity/): per run
 directory, the adaptation gain (adapted minus unadapted return on the same test tasks and
 seeds, from ``eval.csv``), and from ``train.csv`` the learned inner rates, lambda, and the
 held-out value loss before and after the inner step. Mean with a 95 % bootstrap CI over

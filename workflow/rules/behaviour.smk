@@ -9,22 +9,22 @@ rule train_behaviour:
     output:
         lifetime="results/behaviour/{family}/chunk{chunk}/lifetime.h5",
         policy="results/behaviour/{family}/chunk{chunk}/policy.pt",
-    params:
-        tasks=lambda w: " ".join(map(str, behaviour_chunks(w.family)[int(w.chunk)])),
-        behaviour=lambda w: json.dumps(config["families"][w.family]["behaviour"]),
-        seed=config["seed"],
-    threads: job_threads
-    resources:
-        runtime=lambda w: 60 if config["scale"] == "smoke" else 24 * 60,
-        mem_mb=behaviour_mem_mb,
-    conda:
-        "../envs/macaw.yaml"
-    wildcard_constraints:
-        chunk=r"\d+",
     log:
         "results/logs/behaviour/{family}/chunk{chunk}.log",
     benchmark:
         "results/benchmarks/behaviour/{family}/chunk{chunk}.tsv"
+    wildcard_constraints:
+        chunk=r"\d+",
+    conda:
+        "../envs/macaw.yaml"
+    threads: job_threads
+    resources:
+        runtime=lambda w: 60 if config["scale"] == "smoke" else 24 * 60,
+        mem_mb=behaviour_mem_mb,
+    params:
+        tasks=lambda w: " ".join(map(str, behaviour_chunks(w.family)[int(w.chunk)])),
+        behaviour=lambda w: json.dumps(config["families"][w.family]["behaviour"]),
+        seed=config["seed"],
     shell:
         "macaw train-behaviour --family {wildcards.family} --tasks {params.tasks}"
         " --params {params.behaviour:q} --seed {params.seed} --threads {threads}"

@@ -6,15 +6,15 @@ rule export_buffer:
         lambda w: behaviour_chunk_file(w.family, int(w.task)),
     output:
         "results/buffers/{family}/task{task}.h5",
-    params:
-        gamma=config["gamma"],
-    conda:
-        "../envs/macaw.yaml"
     log:
         "results/logs/buffers/{family}/task{task}.log",
+    conda:
+        "../envs/macaw.yaml"
+    params:
+        gamma=config["gamma"],
     shell:
         "macaw export-buffer --lifetime {input} --task {wildcards.task}"
-        " --gamma {params.gamma} --out {output} > {log} 2>&1"
+        " --gamma {params.gamma} --out {output} 2>&1 | tee {log}"
 
 
 rule buffers:

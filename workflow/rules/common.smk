@@ -14,6 +14,7 @@ min_version("8.0")
 
 configfile: "config/config.yaml"
 
+
 # A --configfile's `families` replaces the default's instead of merging into it, so a custom
 # config builds exactly the families it lists (macaw/workflow_config.py, config/README.md).
 replace_sections(config, workflow.overwrite_configfiles, workflow.config_settings.config)
@@ -53,7 +54,7 @@ def behaviour_chunks(family):
     job for all); chunk k is results/behaviour/<family>/chunk<k>/."""
     tasks = family_tasks(family)
     size = config["families"][family].get("tasks_per_job") or len(tasks)
-    return [tasks[i:i + size] for i in range(0, len(tasks), size)]
+    return [tasks[i : i + size] for i in range(0, len(tasks), size)]
 
 
 def behaviour_chunk_file(family, task):
@@ -103,17 +104,17 @@ wildcard_constraints:
 
 # ---------------------------------------------------------------- meta-training runs
 
-METHOD_LABELS = method_labels()                         # macaw/algos/registry.py
-WT_ABLATION = ("macaw", "macaw_nowt_width", "macaw_nowt_params")   # Fig. 4 center
+METHOD_LABELS = method_labels()  # macaw/algos/registry.py
+WT_ABLATION = ("macaw", "macaw_nowt_width", "macaw_nowt_params")  # Fig. 4 center
 # Fig. 5 follows the paper's caption, "All networks have the same number of hidden units":
 # WT against the equal-width plain network only (the equal-params one is Fig. 4 center's).
 WT_EQUAL_WIDTH = ("macaw", "macaw_nowt_width")
-COMPARISON = ("macaw", "pearl", "mt_ft", "meta_bc")    # Fig. 3
-SPARSITY_METHODS = ("macaw", "pearl", "mt_ft")          # Fig. 4 right
+COMPARISON = ("macaw", "pearl", "mt_ft", "meta_bc")  # Fig. 3
+SPARSITY_METHODS = ("macaw", "pearl", "mt_ft")  # Fig. 4 right
 SPARSITY_SPLITS = ("standard", "sparse20", "sparse10", "sparse5", "sparse3")
-ONLINE_METHODS = ("macaw", "pearl")                     # Table 1
-ML45_METHODS = ("macaw", "pearl", "mt_ft")              # Fig. 7
-DIAGNOSTIC_METHODS = ("macaw", "mt_ft")                 # results/diagnostics.pdf
+ONLINE_METHODS = ("macaw", "pearl")  # Table 1
+ML45_METHODS = ("macaw", "pearl", "mt_ft")  # Fig. 7
+DIAGNOSTIC_METHODS = ("macaw", "mt_ft")  # results/diagnostics.pdf
 MUJOCO_FAMILIES = ("cheetah-dir", "cheetah-vel", "ant-dir", "walker-params")
 
 
@@ -150,10 +151,14 @@ def meta_train_params(family, run_method):
     level deep: e.g. the walker's MT+FT value rate, paper Table 3), then
     meta_training.method_params[method] (e.g. fewer steps for the costliest methods)."""
     method, _, quality = run_method.partition("-")
-    params = {k: dict(v) if isinstance(v, dict) else v
-              for k, v in config["meta_training"]["params"].items()}
-    for overrides in (config["meta_training"].get("family_params", {}).get(family, {}),
-                      config["meta_training"].get("method_params", {}).get(method, {})):
+    params = {
+        k: dict(v) if isinstance(v, dict) else v
+        for k, v in config["meta_training"]["params"].items()
+    }
+    for overrides in (
+        config["meta_training"].get("family_params", {}).get(family, {}),
+        config["meta_training"].get("method_params", {}).get(method, {}),
+    ):
         for key, value in overrides.items():
             params[key] = {**params.get(key, {}), **value} if isinstance(value, dict) else value
     if quality:
@@ -191,13 +196,17 @@ def built_targets(targets):
 
 def needs_family(target, files):
     """An input function's files, or a clear error when the config lacks the family."""
+
     def inputs(wildcards=None):
         name = target if isinstance(target, str) else target(wildcards)
         missing = target_family_missing(name)
         if missing:
-            raise ValueError(f"results/{name}: needs {missing}, which this config's "
-                             "`families` does not build")
+            raise ValueError(
+                f"results/{name}: needs {missing}, which this config's "
+                "`families` does not build"
+            )
         return files(name) if callable(files) else files
+
     return inputs
 
 
@@ -233,8 +242,13 @@ def figure_runs(figure):
     if figure == "fig4_right":
         # The panel is the number of training tasks of the split.
         return [
-            (str(len(split_tasks("cheetah-vel", split)["train"])), METHOD_LABELS[m],
-             "cheetah-vel", split, m)
+            (
+                str(len(split_tasks("cheetah-vel", split)["train"])),
+                METHOD_LABELS[m],
+                "cheetah-vel",
+                split,
+                m,
+            )
             for split in SPARSITY_SPLITS
             if split in config["families"]["cheetah-vel"]["splits"]
             for m in SPARSITY_METHODS
@@ -244,12 +258,14 @@ def figure_runs(figure):
 
 def sparsity_common_tasks():
     """The test tasks that every sparse split of Fig. 4 right shares (its second panel)."""
-    splits = [s for s in SPARSITY_SPLITS if s.startswith("sparse")
-              and s in config["families"]["cheetah-vel"]["splits"]]
+    splits = [
+        s
+        for s in SPARSITY_SPLITS
+        if s.startswith("sparse") and s in config["families"]["cheetah-vel"]["splits"]
+    ]
     if target_family_missing("fig4_right") or not splits:
         return []
-    return sorted(set.intersection(*(set(split_tasks("cheetah-vel", s)["test"])
-                                     for s in splits)))
+    return sorted(set.intersection(*(set(split_tasks("cheetah-vel", s)["test"]) for s in splits)))
 
 
 FIGURE_TITLES = {
@@ -261,7 +277,7 @@ FIGURE_TITLES = {
     "fig7": "Meta-World ML45: success on the test tasks",
 }
 CURVE_FIGURES = ("fig4_left", "fig4_center", "fig5", "fig3", "fig7")
-CURVE_METRICS = {"fig7": "success"}     # eval.csv column a curve figure plots; else "return"
+CURVE_METRICS = {"fig7": "success"}  # eval.csv column a curve figure plots; else "return"
 
 
 # Sections of `snakemake --report`, in the paper's order (workflow/report/ holds the captions).
@@ -312,10 +328,13 @@ def summary_run_args():
 
 def run_seeds(run_method):
     """Seeds of a run's method: meta_training.method_seeds[method], else meta_training.seeds
-    (the costliest runs may use fewer seeds; the README says which)."""
+    (the costliest runs may use fewer seeds; docs/usage.md "Scales" says which)."""
     method = run_method.partition("-")[0]
-    return config["meta_training"].get("method_seeds", {}).get(
-        method, config["meta_training"]["seeds"])
+    return (
+        config["meta_training"]
+        .get("method_seeds", {})
+        .get(method, config["meta_training"]["seeds"])
+    )
 
 
 def online_seeds():
@@ -332,9 +351,7 @@ def online_files():
     cheetah-vel)."""
     if target_family_missing("table1"):
         return []
-    return [
-        online_file(m, seed) for m in ONLINE_METHODS for seed in online_seeds()
-    ]
+    return [online_file(m, seed) for m in ONLINE_METHODS for seed in online_seeds()]
 
 
 def split_test_buffer_files(family, split):
@@ -368,7 +385,8 @@ def check_fields_together():
 
     steps = {
         family: BehaviourConfig.from_dict(
-            family, {**spec["behaviour"], "tasks": family_tasks(family)}).steps
+            family, {**spec["behaviour"], "tasks": family_tasks(family)}
+        ).steps
         for family, spec in config["families"].items()
     }
     runs = {(family, m) for figure in FIGURE_TITLES for _, _, family, _, m in figure_runs(figure)}
@@ -376,8 +394,12 @@ def check_fields_together():
     for family, run_method in sorted(runs):
         method, params = meta_train_params(family, run_method)
         cfg = MetaTrainConfig.from_dict({**params, "family": family, "method": method})
-        check_batches_fit(cfg, steps[family], get_family(family).episode_steps,
-                          f"config: meta-training run {family}/{run_method}")
+        check_batches_fit(
+            cfg,
+            steps[family],
+            get_family(family).episode_steps,
+            f"config: meta-training run {family}/{run_method}",
+        )
 
 
 check_fields_together()

@@ -9,21 +9,21 @@ rule fewshot:
     output:
         csv="results/fewshot/{variant}/seed{seed}.csv",
         config="results/fewshot/{variant}/seed{seed}.yaml",
-    params:
-        fewshot=json.dumps(config["fewshot"]["params"]),
-    wildcard_constraints:
-        variant="|".join(FEWSHOT_LABELS),
-        seed=r"\d+",
-    threads: job_threads
-    resources:
-        runtime=lambda w: 10 if config["scale"] == "smoke" else 6 * 60,
-        mem_mb=4000,
-    conda:
-        "../envs/macaw.yaml"
     log:
         "results/logs/fewshot/{variant}/seed{seed}.log",
     benchmark:
         "results/benchmarks/fewshot/{variant}/seed{seed}.tsv"
+    wildcard_constraints:
+        variant="|".join(FEWSHOT_LABELS),
+        seed=r"\d+",
+    conda:
+        "../envs/macaw.yaml"
+    threads: job_threads
+    resources:
+        runtime=lambda w: 10 if config["scale"] == "smoke" else 6 * 60,
+        mem_mb=4000,
+    params:
+        fewshot=json.dumps(config["fewshot"]["params"]),
     shell:
         "macaw fewshot --variant {wildcards.variant} --seed {wildcards.seed}"
         " --params {params.fewshot:q} --threads {threads} --out {output.csv}"
@@ -39,18 +39,19 @@ rule fig6:
             ext=["csv", "yaml"],
         ),
     output:
-        pdf=report("results/fig6.pdf", caption="../report/fig6.rst",
-                   category=REPORT_CATEGORIES["fig6"]),
+        pdf=report(
+            "results/fig6.pdf", caption="../report/fig6.rst", category=REPORT_CATEGORIES["fig6"]
+        ),
         csv="results/fig6.csv",
+    log:
+        "results/logs/figures/fig6.log",
+    conda:
+        "../envs/macaw.yaml"
     params:
         runs=" ".join(
             f"--run {shlex.quote(label)} {seed} results/fewshot/{variant}/seed{seed}.csv"
             for variant, label in FEWSHOT_LABELS.items()
             for seed in config["fewshot"]["seeds"]
         ),
-    conda:
-        "../envs/macaw.yaml"
-    log:
-        "results/logs/figures/fig6.log",
     shell:
-        "macaw plot-fig6 {params.runs} --pdf {output.pdf} --csv {output.csv} > {log} 2>&1"
+        "macaw plot-fig6 {params.runs} --pdf {output.pdf} --csv {output.csv} 2>&1 | tee {log}"

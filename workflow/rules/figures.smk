@@ -5,94 +5,106 @@ rule fig8:
     input:
         needs_family("fig8", mujoco_buffer_files()),
     output:
-        pdf=report("results/fig8.pdf", caption="../report/fig8.rst",
-                   category=REPORT_CATEGORIES["fig8"]),
+        pdf=report(
+            "results/fig8.pdf", caption="../report/fig8.rst", category=REPORT_CATEGORIES["fig8"]
+        ),
         csv="results/fig8.csv",
-    conda:
-        "../envs/macaw.yaml"
     log:
         "results/logs/figures/fig8.log",
+    conda:
+        "../envs/macaw.yaml"
     shell:
-        "macaw plot-fig8 --buffers {input} --pdf {output.pdf} --csv {output.csv} > {log} 2>&1"
+        "macaw plot-fig8 --buffers {input} --pdf {output.pdf} --csv {output.csv} 2>&1 | tee {log}"
 
 
 rule fig9:
     input:
         needs_family("fig9", lambda _: buffer_files("ml45")),
     output:
-        pdf=report("results/fig9.pdf", caption="../report/fig9.rst",
-                   category=REPORT_CATEGORIES["fig9"]),
+        pdf=report(
+            "results/fig9.pdf", caption="../report/fig9.rst", category=REPORT_CATEGORIES["fig9"]
+        ),
         csv="results/fig9.csv",
-    conda:
-        "../envs/macaw.yaml"
     log:
         "results/logs/figures/fig9.log",
+    conda:
+        "../envs/macaw.yaml"
     shell:
-        "macaw plot-fig9 --buffers {input} --pdf {output.pdf} --csv {output.csv} > {log} 2>&1"
+        "macaw plot-fig9 --buffers {input} --pdf {output.pdf} --csv {output.csv} 2>&1 | tee {log}"
 
 
 rule curves_figure:
     input:
         needs_family(lambda w: w.figure, figure_eval_files),
     output:
-        pdf=report("results/{figure}.pdf", caption="../report/curves.rst",
-                   category=report_category, subcategory="{figure}"),
+        pdf=report(
+            "results/{figure}.pdf",
+            caption="../report/curves.rst",
+            category=report_category,
+            subcategory="{figure}",
+        ),
         csv="results/{figure}.csv",
-    params:
-        runs=lambda w: figure_run_args(w.figure),
-        title=lambda w: FIGURE_TITLES[w.figure],
-        metric=lambda w: CURVE_METRICS.get(w.figure, "return"),
+    log:
+        "results/logs/figures/{figure}.log",
     wildcard_constraints:
         figure="|".join(CURVE_FIGURES),
     conda:
         "../envs/macaw.yaml"
-    log:
-        "results/logs/figures/{figure}.log",
+    params:
+        runs=lambda w: figure_run_args(w.figure),
+        title=lambda w: FIGURE_TITLES[w.figure],
+        metric=lambda w: CURVE_METRICS.get(w.figure, "return"),
     shell:
         "macaw plot-curves {params.runs} --title {params.title:q} --metric {params.metric}"
-        " --pdf {output.pdf} --csv {output.csv} > {log} 2>&1"
+        " --pdf {output.pdf} --csv {output.csv} 2>&1 | tee {log}"
 
 
 rule fig4_right:
     input:
         needs_family("fig4_right", figure_eval_files),
     output:
-        pdf=report("results/fig4_right.pdf", caption="../report/fig4_right.rst",
-                   category=REPORT_CATEGORIES["fig4_right"]),
+        pdf=report(
+            "results/fig4_right.pdf",
+            caption="../report/fig4_right.rst",
+            category=REPORT_CATEGORIES["fig4_right"],
+        ),
         csv="results/fig4_right.csv",
+    log:
+        "results/logs/figures/fig4_right.log",
+    conda:
+        "../envs/macaw.yaml"
     params:
         runs=figure_run_args("fig4_right"),
         title=FIGURE_TITLES["fig4_right"],
         last=config["meta_training"].get("final_evals", 3),
         common=" ".join(map(str, sparsity_common_tasks())),
-    conda:
-        "../envs/macaw.yaml"
-    log:
-        "results/logs/figures/fig4_right.log",
     shell:
         "macaw plot-sparsity {params.runs} --title {params.title:q} --last {params.last}"
-        " --common-tasks {params.common} --pdf {output.pdf} --csv {output.csv} > {log} 2>&1"
+        " --common-tasks {params.common} --pdf {output.pdf} --csv {output.csv} 2>&1 | tee {log}"
 
 
 rule table1:
     input:
         needs_family("table1", online_files()),
     output:
-        csv=report("results/table1.csv", caption="../report/table1.rst",
-                   category=REPORT_CATEGORIES["table1"]),
+        csv=report(
+            "results/table1.csv",
+            caption="../report/table1.rst",
+            category=REPORT_CATEGORIES["table1"],
+        ),
         md="results/table1.md",
+    log:
+        "results/logs/figures/table1.log",
+    conda:
+        "../envs/macaw.yaml"
     params:
         runs=" ".join(
             f"--run {shlex.quote(METHOD_LABELS[m])} {online_file(m, seed)}"
             for m in ONLINE_METHODS
             for seed in online_seeds()
         ),
-    conda:
-        "../envs/macaw.yaml"
-    log:
-        "results/logs/figures/table1.log",
     shell:
-        "macaw table1 {params.runs} --csv {output.csv} --md {output.md} > {log} 2>&1"
+        "macaw table1 {params.runs} --csv {output.csv} --md {output.md} 2>&1 | tee {log}"
 
 
 rule summary:
@@ -105,40 +117,53 @@ rule summary:
             }
         ),
     output:
-        csv=report("results/summary.csv", caption="../report/summary.rst",
-                   category=REPORT_CATEGORIES["summary"]),
+        csv=report(
+            "results/summary.csv",
+            caption="../report/summary.rst",
+            category=REPORT_CATEGORIES["summary"],
+        ),
         md="results/summary.md",
         json="results/summary.json",
+    log:
+        "results/logs/figures/summary.log",
+    conda:
+        "../envs/macaw.yaml"
     params:
         runs=summary_run_args(),
         last=config["meta_training"].get("final_evals", 3),
-    conda:
-        "../envs/macaw.yaml"
-    log:
-        "results/logs/figures/summary.log",
     shell:
         "macaw summary {params.runs} --last {params.last}"
-        " --csv {output.csv} --md {output.md} > {log} 2>&1"
+        " --csv {output.csv} --md {output.md} 2>&1 | tee {log}"
 
 
 rule diagnostics:
     input:
-        needs_family("diagnostics", [f"{run_dir('cheetah-vel', 'standard', m, seed)}/eval.csv"
-                                     for m in DIAGNOSTIC_METHODS for seed in run_seeds(m)]),
+        needs_family(
+            "diagnostics",
+            [
+                f"{run_dir('cheetah-vel', 'standard', m, seed)}/eval.csv"
+                for m in DIAGNOSTIC_METHODS
+                for seed in run_seeds(m)
+            ],
+        ),
     output:
-        pdf=report("results/diagnostics.pdf", caption="../report/diagnostics.rst",
-                   category=REPORT_CATEGORIES["diagnostics"]),
+        pdf=report(
+            "results/diagnostics.pdf",
+            caption="../report/diagnostics.rst",
+            category=REPORT_CATEGORIES["diagnostics"],
+        ),
         csv="results/diagnostics.csv",
+    log:
+        "results/logs/figures/diagnostics.log",
+    conda:
+        "../envs/macaw.yaml"
     params:
         runs=" ".join(
-            f"--run {shlex.quote(METHOD_LABELS[m])} {seed} {run_dir('cheetah-vel', 'standard', m, seed)}"
+            f"--run {shlex.quote(METHOD_LABELS[m])} {seed}"
+            f" {run_dir('cheetah-vel', 'standard', m, seed)}"
             for m in DIAGNOSTIC_METHODS
             for seed in run_seeds(m)
         ),
-    conda:
-        "../envs/macaw.yaml"
-    log:
-        "results/logs/figures/diagnostics.log",
     shell:
         "macaw plot-diagnostics {params.runs} --title 'cheetah-vel: the adaptation step'"
-        " --pdf {output.pdf} --csv {output.csv} > {log} 2>&1"
+        " --pdf {output.pdf} --csv {output.csv} 2>&1 | tee {log}"

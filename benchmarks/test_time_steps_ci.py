@@ -1,6 +1,7 @@
-"""Paired test-time-steps summary over seeds: the CSVs behind the README's test-time-steps numbers.
+"""Paired test-time-steps summary over seeds: the summary CSVs of docs/results/fidelity/,
+walker_build1/ and cheetah_vel_steps/.
 
-    python docs/results/test_time_steps_ci.py OUT.csv SEED0.csv SEED1.csv ...
+    python benchmarks/test_time_steps_ci.py OUT.csv SEED0.csv SEED1.csv ...
 
 Each input is one seed's ``macaw test-time-steps --out`` CSV. A task that diverged (a
 non-finite return) at any number of steps in any seed is left out everywhere, so every row

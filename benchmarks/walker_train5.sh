@@ -1,8 +1,8 @@
 #!/bin/bash
-# The default's 5 walker training tasks (split train5.json: train [0, 1, 3, 4, 5], the standard
-# test tasks) meta-trained on the 20-task build's buffers, with exactly the parameters Snakemake
-# gave the standard runs. Run from the checkout that built them, after copying train5.json to
-# results/splits/walker-params/.
+# docs/results/walker_tasks20/: the default's 5 walker training tasks (split train5.json there:
+# train [0, 1, 3, 4, 5], the standard test tasks) meta-trained on the 20-task build's buffers,
+# with exactly the parameters Snakemake gave the standard runs. Run from the checkout that built
+# them, after copying docs/results/walker_tasks20/train5.json to results/splits/walker-params/.
 set -euo pipefail
 P='{"steps": 2000, "eval_every": 250, "checkpoint_every": 250, "eval_episodes": 3, "window_trajectories": 50, "inner_quality": "good", "outer_quality": "good", "buffer_skip": 7, "inner_buffer_skip": 7, "macaw": {}, "mt_ft": {"value_lr": 1e-05, "adapt_value_lr": 1e-05}}'
 run() {  # METHOD SEED

@@ -1,6 +1,6 @@
 """The value loss on a meta-test adaptation batch after 1, 2, 3 value steps at the learned rate.
 
-    python docs/results/walker_build1/value_step_losses.py RUN_DIR TEST_BUFFER.h5 ...
+    python benchmarks/value_step_losses.py RUN_DIR TEST_BUFFER.h5 ...
 
 The batch is the first one the run's last evaluation adapts on (the same draw as
 ``macaw test-time-steps``). Prints, per number of steps, each test task's Eq. 2 loss on that
