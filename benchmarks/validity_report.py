@@ -1,12 +1,12 @@
 """The numbers behind docs/results/validity/README.md's readings (issue 33, §2).
 
-Reads the runs of ``benchmarks/validity_study.py`` (``results/validity/``, or ``--runs``) and
-the committed default-window runs they are compared with, and writes one CSV per experiment
+Reads the runs of ``benchmarks/validity_study.py`` (``results/validity/``, or ``--runs``), each
+compared with its baseline of the same data build (also there), and writes one CSV per experiment
 to ``--out`` (default ``docs/results/validity/``), printing each as a table. One-seed
 comparisons are paired per test task (same seed, same test task), with a 95 % percentile
 bootstrap CI over the test tasks; 3-seed ones go through ``macaw summary`` (rliable).
 
-    python benchmarks/validity_report.py [--only a b c d e f]
+    python benchmarks/validity_report.py [--only a b c d e f]   # (c): macaw summary
 """
 
 from __future__ import annotations
@@ -19,7 +19,6 @@ import numpy as np
 import pandas as pd
 
 REPO = Path(__file__).resolve().parents[1]
-COMMITTED = REPO / "docs/results"
 LAST = 3          # final score: the mean over the last 3 evaluations, as summary.csv
 
 
@@ -55,8 +54,10 @@ def window_experiment(runs: Path) -> pd.DataFrame:
     rows = []
     for split in ("sparse5", "sparse3"):
         for method in ("mt_ft", "macaw"):
-            base = per_task(COMMITTED / "fig4_right_3seeds/runs/cheetah-vel" / split / method
-                            / "seed0/eval.csv")
+            base_csv = runs / split / method / "seed0/eval.csv"
+            if not base_csv.exists():
+                continue
+            base = per_task(base_csv)
             for window in ("all", "w150"):
                 path = runs / split / f"{method}-{window}" / "seed0/eval.csv"
                 if not path.exists():
@@ -105,8 +106,7 @@ def steps_5k(runs: Path) -> pd.DataFrame:
             continue
         df = pd.read_csv(path)
         macaw = per_task(path)
-        mt_ft = per_task(COMMITTED / "fig4_right_3seeds/runs/cheetah-vel" / split
-                         / "mt_ft/seed0/eval.csv")
+        mt_ft = per_task(runs / split / "mt_ft/seed0/eval.csv")
         at = df.groupby(["step", "task_id"])["return"].mean().unstack("step")
         rows.append({"split": split, **ci_row("MACAW 5k minus MT+FT 2k",
                                               macaw.final - mt_ft.final.loc[macaw.index])})
