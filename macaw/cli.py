@@ -204,7 +204,8 @@ def cmd_plot_sparsity(args: argparse.Namespace) -> None:
     from macaw.plotting.sparsity import plot_sparsity
 
     runs = [RunCurve(n, label, int(seed), Path(path)) for n, label, seed, path in args.run]
-    plot_sparsity(runs, args.pdf, args.csv, title=args.title, last=args.last)
+    plot_sparsity(runs, args.pdf, args.csv, title=args.title, last=args.last,
+                  common_tasks=set(args.common_tasks) if args.common_tasks else None)
 
 
 def cmd_plot_diagnostics(args: argparse.Namespace) -> None:
@@ -478,6 +479,9 @@ def build_parser() -> argparse.ArgumentParser:
                    metavar=("N_TRAIN_TASKS", "LABEL", "SEED", "EVAL_CSV"), help="one run (repeat)")
     p.add_argument("--last", type=int, default=3,
                    help="final return = mean over this many last evaluations (default 3)")
+    p.add_argument("--common-tasks", type=int, nargs="+", metavar="ID",
+                   help="also plot every run on these of its test tasks (the ones every "
+                        "sparse split shares), in a second panel")
     p.add_argument("--title", required=True)
     p.add_argument("--pdf", type=Path, required=True)
     p.add_argument("--csv", type=Path, required=True)

@@ -332,3 +332,45 @@ def test_log_lines_give_the_rate_since_the_previous_line(tmp_path, monkeypatch, 
         "cheetah-vel step 200 (3.3 steps/s, 2.0 min to go)",
         "cheetah-vel step 400 (1.7 steps/s, 2.0 min to go)",
         "cheetah-vel step 600 (3.3 steps/s, 0.0 min to go)"]
+
+
+def test_the_late_phase_updates_every_kth_step_and_keeps_the_learning_phase(tmp_path,
+                                                                            monkeypatch):
+    """600 steps, learning from step 100 (the 100th step's update is the first), a late phase
+    from step 300 with one update every 4 steps: 201 + 75 updates instead of 501. Every row
+    up to the late phase is the one a plain run writes (the late phase changes only what
+    comes after it), and a late phase with ``late_update_every: 1`` is the plain run."""
+    calls = {"n": 0}
+    original = EnsembleTD3.update
+
+    def counted(self, batch):
+        calls["n"] += 1
+        return original(self, batch)
+
+    monkeypatch.setattr(EnsembleTD3, "update", counted)
+
+    def lifetime(name, **kw):
+        calls["n"] = 0
+        path = train_behaviour(_cfg(checkpoint_every=0, **kw), tmp_path / name / "l.h5",
+                               tmp_path / name / "p.pt", progress=False)
+        with h5py.File(path) as f:
+            return calls["n"], {k: f["task00"][k][()] for k in ("observations", "actions")}
+
+    n_plain, plain = lifetime("plain")
+    n_late, late = lifetime("late", late_phase_from=300, late_update_every=4)
+    n_same, same = lifetime("same", late_phase_from=300, late_update_every=1)
+    assert n_plain == n_same == 501 and n_late == 201 + 75
+    for k in plain:
+        np.testing.assert_array_equal(plain[k], same[k])
+        # step 301's action follows the update after step 300, the last one both runs share
+        np.testing.assert_array_equal(plain[k][:302], late[k][:302])
+        assert not np.array_equal(plain[k][302:], late[k][302:])
+
+
+@pytest.mark.parametrize("late", [50, 600])
+def test_the_late_phase_must_start_inside_the_lifetime(late):
+    values = {k: v for k, v in dataclasses.asdict(_cfg(late_phase_from=late)).items()
+              if k != "family"}
+    with pytest.raises(ValueError, match=r"late_phase_from \(%d\) must lie in "
+                       r"\[learning_starts, steps\) = \[100, 600\)" % late):
+        BehaviourConfig.from_dict("cheetah-vel", values)

@@ -3,7 +3,8 @@
 The paper's offline data is the *lifetime* replay buffer of a policy trained from scratch on
 each task (Section 5, Appendix C; SAC, TD3 for cheetah-vel). :func:`train_behaviour` runs the
 tasks of a family in lock-step: one environment per task, one batched ensemble agent
-(:mod:`macaw.behaviour.agents`), one gradient step per environment step (UTD 1). Every
+(:mod:`macaw.behaviour.agents`), one gradient step per environment step (UTD 1; in an
+optional late phase, ``late_phase_from``, one every ``late_update_every`` steps). Every
 transition is kept; at the end each task's unfinished last episode is dropped, so each
 task's lifetime ends on an episode boundary (see :func:`macaw.data.compute_mc_returns`).
 For families with a success flag (Meta-World, ``info["success"]``) an episode counts as a
@@ -85,6 +86,13 @@ class BehaviourConfig:
     """Save a resumable checkpoint every this many steps (0: never)."""
     log_every: PositiveInt = 1_000
     """Log per-task returns every this many steps."""
+    late_phase_from: NonNegativeInt | None = None
+    """Step at which the late phase starts (None: no late phase): the policy keeps acting with
+    its exploration noise, but takes one gradient step every ``late_update_every``
+    environment steps instead of every step, so that a lifetime is mostly near-converged
+    behaviour, as the authors' 2.5M-step lifetimes, at a fraction of their cost."""
+    late_update_every: PositiveInt = 1
+    """Environment steps per gradient step in the late phase (1: as before it)."""
 
     RENAMED: ClassVar[dict[str, str]] = {
         "total_steps": "steps", "lr_actor": "policy_lr", "lr_critic": "critic_lr",
@@ -108,6 +116,18 @@ class BehaviourConfig:
             raise ValueError(f"behaviour config of {self.family!r}: batch_size "
                              f"({self.batch_size}) must not exceed learning_starts "
                              f"({self.learning_starts})")
+        if self.late_phase_from is not None and not (
+                self.learning_starts <= self.late_phase_from < self.steps):
+            raise ValueError(f"behaviour config of {self.family!r}: late_phase_from "
+                             f"({self.late_phase_from}) must lie in [learning_starts, steps) = "
+                             f"[{self.learning_starts}, {self.steps})")
+
+    def updates_at(self, step: int) -> bool:
+        """Whether environment step ``step`` (0-based) is followed by a gradient step."""
+        if step + 1 < self.learning_starts:
+            return False
+        late = self.late_phase_from
+        return late is None or step < late or (step - late) % self.late_update_every == 0
 
 
 class TaskEnvs:
@@ -321,7 +341,7 @@ def train_behaviour(cfg: BehaviourConfig, lifetime_path: Path, policy_path: Path
                    next_observations=next_obs, terminals=terminals, timeouts=timeouts)
         for i, ret, _, success in finished:
             episodes[i].append((float(ret), step + 1, success))
-        if step + 1 >= cfg.learning_starts:
+        if cfg.updates_at(step):
             batch = replay.sample(cfg.batch_size, torch_gens)
             agent.update(TransitionBatch(*(t.to(device) for t in batch)))
         bar.update(1)
