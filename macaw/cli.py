@@ -175,9 +175,11 @@ def cmd_make_split(args: argparse.Namespace) -> None:
     from macaw.envs import get_family
 
     family = get_family(args.family)
-    split = make_split(args.family, args.split, family.n_tasks, available=args.available)
+    split = make_split(args.family, args.split, family.n_tasks, available=args.available,
+                       memorisation_check=args.memorisation_check)
     write_split(args.out, split, {"family": args.family, "split": args.split,
-                                  "available": args.available})
+                                  "available": args.available,
+                                  "memorisation_check": args.memorisation_check})
 
 
 def cmd_plot_fig8(args: argparse.Namespace) -> None:
@@ -287,7 +289,8 @@ def cmd_meta_train(args: argparse.Namespace) -> None:
     run_meta_training(cfg, paths(split["train"]), paths(split["test"]), args.run_dir,
                       progress=_progress(args),
                       expected_task_ids=(split["train"], split["test"]),
-                      restart_on_config_change=args.restart_on_config_change)
+                      restart_on_config_change=args.restart_on_config_change,
+                      memorisation_check=args.memorisation_check, gamma=args.gamma)
 
 
 def cmd_fewshot(args: argparse.Namespace) -> None:
@@ -313,7 +316,7 @@ def cmd_inspect_buffer(args: argparse.Namespace) -> None:
     bad = []
     for path in args.buffers:       # every file is checked, not only those before a bad one
         try:
-            b = load_task_buffer(path)
+            b = load_task_buffer(path, gamma=args.gamma)
         except ValueError as err:
             print(f"{path}: INVALID: {err}")
             bad.append(str(path))
@@ -333,6 +336,14 @@ def _finished_run_args(p: argparse.ArgumentParser) -> None:
                    help="finished meta-training run (config.yaml, checkpoint.pt)")
     p.add_argument("--buffers", type=Path, nargs="+", required=True,
                    help="the test tasks' buffer files")
+
+
+def _memorisation_arg(p: argparse.ArgumentParser, what: str) -> None:
+    p.add_argument("--memorisation-check", action="store_true",
+                   help=f"a diagnostic that evaluates on training tasks: {what}, recorded in "
+                        "the output. Without it a test task that is a training task is refused "
+                        "(but on cheetah-dir, which the paper trains and tests on both tasks): "
+                        "it voids a meta-test result")
 
 
 def _restart_arg(p: argparse.ArgumentParser, which: str, stale: str) -> None:
@@ -374,6 +385,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("inspect-buffer", help="validate buffer files and print a summary")
     p.add_argument("buffers", type=Path, nargs="+")
+    p.add_argument("--gamma", type=float, default=None,
+                   help="also require this discount (the config's gamma) in every file")
     p.set_defaults(func=cmd_inspect_buffer)
 
     p = sub.add_parser("make-split", help="write a train/test task split as JSON")
@@ -381,6 +394,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--split", required=True, help="e.g. standard, sparse20, extrapolation")
     p.add_argument("--available", type=int, nargs="+", default=None,
                    help="task ids that have buffers (default: all tasks of the family)")
+    _memorisation_arg(p, "test on the split's training tasks (test = train)")
     p.add_argument("--out", type=Path, required=True)
     p.set_defaults(func=cmd_make_split)
 
@@ -401,6 +415,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads")
     p.add_argument("--run-dir", type=Path, required=True,
                    help="output directory (config.yaml, checkpoint.pt, eval.csv)")
+    p.add_argument("--gamma", type=float, default=0.99,
+                   help="the discount every buffer's Monte-Carlo returns must have been "
+                        "computed with (the config's gamma, as given to export-buffer; "
+                        "default 0.99)")
+    _memorisation_arg(p, "accept a split whose test tasks are training tasks")
     p.add_argument("--no-progress", action="store_true")
     _restart_arg(p, "run-dir holds a checkpoint", "checkpoint.stale.pt")
     p.set_defaults(func=cmd_meta_train)

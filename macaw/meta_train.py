@@ -45,6 +45,8 @@ from macaw.algos import registry
 from macaw.algos.base import BatchDemand, MetaLearner
 from macaw.algos.macaw import MACAWConfig
 from macaw.data import WINDOWS, TaskData
+from macaw.data.buffer import check_gamma
+from macaw.data.splits import check_overlap
 from macaw.data.windows import window_rows_bound
 from macaw.envs import get_family
 from macaw.evaluate import evaluate_tasks
@@ -161,13 +163,24 @@ def write_train_csv(path: Path, train_rows: list[dict[str, float]]) -> None:
 
 
 def check_tasks(cfg: MetaTrainConfig, train: list[TaskData], test: list[TaskData],
-                expected_task_ids: tuple[list[int], list[int]] | None = None) -> None:
-    """Every buffer is of ``cfg.family``, no task is twice among the training (or test)
-    tasks, and, given the split's ids, each file holds the task it should."""
+                expected_task_ids: tuple[list[int], list[int]] | None = None,
+                memorisation_check: bool = False, gamma: float | None = None) -> None:
+    """Every buffer is of ``cfg.family`` (and, given ``gamma``, the config's discount, of
+    that ``gamma``), no task is twice among the training (or test) tasks, given the split's
+    ids each file holds the task it should, and no test task is a training task unless the
+    family trains and tests on the same tasks (cheetah-dir) or ``memorisation_check``
+    (:func:`macaw.data.splits.check_overlap`)."""
     for task in (*train, *test):
         if task.buffer.family != cfg.family:
             raise ValueError(f"{task.buffer.path}: attribute 'family' is "
                              f"{task.buffer.family!r}; expected {cfg.family!r}")
+        if gamma is not None:
+            check_gamma(task.buffer.path, task.buffer.gamma, gamma)
+    gammas = sorted({t.buffer.gamma for t in (*train, *test)})
+    if len(gammas) > 1:
+        files = ", ".join(str(t.buffer.path) for t in (*train, *test))
+        raise ValueError(f"{cfg.family}: the buffers' attribute 'gamma' differ ({gammas}); "
+                         f"expected one discount ({files})")
     if expected_task_ids is not None:
         for tasks, ids, role in ((train, expected_task_ids[0], "training"),
                                  (test, expected_task_ids[1], "test")):
@@ -176,12 +189,13 @@ def check_tasks(cfg: MetaTrainConfig, train: list[TaskData], test: list[TaskData
                     raise ValueError(f"{task.buffer.path}: attribute 'task_id' is "
                                      f"{task.task_id}; the split's {role} task here is "
                                      f"{expected}")
-    # (A task may be both a training and a test task: cheetah-dir's split has 2 tasks.)
     for tasks, role in ((train, "training"), (test, "test")):
         ids = [t.task_id for t in tasks]
         if len(set(ids)) != len(ids):
             raise ValueError(f"{cfg.family}: a {role} task appears twice: {sorted(ids)} "
                              f"({', '.join(str(t.buffer.path) for t in tasks)})")
+    check_overlap(cfg.family, [t.task_id for t in train], [t.task_id for t in test],
+                  memorisation_check, f"meta-training {cfg.family}")
 
 
 def _window_advice() -> str:
@@ -251,9 +265,15 @@ def _check_finite_parameters(model, run_dir: Path, step: int, last_good) -> None
 def run_meta_training(cfg: MetaTrainConfig, train_buffers: list[Path],
                       test_buffers: list[Path], run_dir: Path, progress: bool = True,
                       expected_task_ids: tuple[list[int], list[int]] | None = None,
-                      restart_on_config_change: bool = False) -> Path:
+                      restart_on_config_change: bool = False, memorisation_check: bool = False,
+                      gamma: float | None = None) -> Path:
     """Meta-train ``cfg.method`` on the training tasks, meta-testing on the test tasks every
     ``eval_every`` steps; resumes from ``run_dir/checkpoint.pt`` if present.
+
+    The buffers are checked (:func:`check_tasks`) before anything is written: a test task
+    that is a training task is refused (but on cheetah-dir) unless ``memorisation_check``,
+    which ``config.yaml`` and the checkpoint record; given ``gamma`` (the config's discount)
+    every buffer's ``gamma`` must equal it.
 
     The rule for a checkpoint written with another config: if only ``steps`` changed (and
     the checkpoint is not past the new value) the run continues, so raising ``steps`` extends
@@ -271,13 +291,15 @@ def run_meta_training(cfg: MetaTrainConfig, train_buffers: list[Path],
     one is refused, naming the first one's pid."""
     with run_lock(run_dir, "macaw meta-train"):
         return _meta_train_locked(cfg, train_buffers, test_buffers, Path(run_dir), progress,
-                                  expected_task_ids, restart_on_config_change)
+                                  expected_task_ids, restart_on_config_change,
+                                  memorisation_check=memorisation_check, gamma=gamma)
 
 
 def _meta_train_locked(cfg: MetaTrainConfig, train_buffers: list[Path],
                        test_buffers: list[Path], run_dir: Path, progress: bool,
                        expected_task_ids: tuple[list[int], list[int]] | None,
-                       restart_on_config_change: bool) -> Path:
+                       restart_on_config_change: bool, memorisation_check: bool = False,
+                       gamma: float | None = None) -> Path:
     """:func:`run_meta_training`, holding the run directory's lock."""
     remove_partial_writes(*(run_dir / name for name in RUN_FILES))
     device = pick_device(cfg.device, "meta-training config")
@@ -285,14 +307,17 @@ def _meta_train_locked(cfg: MetaTrainConfig, train_buffers: list[Path],
     rng = np.random.default_rng(cfg.seed)
     train, test = ([TaskData.for_run(p, cfg, device) for p in paths]
                    for paths in (train_buffers, test_buffers))
-    check_tasks(cfg, train, test, expected_task_ids)
+    check_tasks(cfg, train, test, expected_task_ids, memorisation_check, gamma)
     demand = registry.batch_demand(cfg)
     check_windows(cfg, demand, train, test)
     model = build_learner(cfg, train[0].obs_dim, train[0].act_dim, len(train), device)
     optimizers = model.optimizers()
 
     eval_path = run_dir / "eval.csv"
-    checkpoint = Checkpoint(run_dir / "checkpoint.pt", dataclasses.asdict(cfg))
+    # A memorisation check never resumes an ordinary run's checkpoint, nor the reverse (the
+    # key is absent from ordinary runs' checkpoints, so theirs compare as before).
+    recorded = {"memorisation_check": True} if memorisation_check else {}
+    checkpoint = Checkpoint(run_dir / "checkpoint.pt", {**dataclasses.asdict(cfg), **recorded})
     # Every random draw of meta-training is on the CPU (PEARL draws its noise there and moves
     # it), so the NumPy generator and torch's global one make a resume exact on any device.
     generators = ([rng], [None])
@@ -336,6 +361,10 @@ def _meta_train_locked(cfg: MetaTrainConfig, train_buffers: list[Path],
     # leave its config next to another run's checkpoint.
     resolved = {**dataclasses.asdict(cfg), "resolved_algorithm": dataclasses.asdict(model.cfg),
                 "train_tasks": [t.task_id for t in train], "test_tasks": [t.task_id for t in test],
+                # True: the test tasks are training tasks on purpose (a diagnostic, not a
+                # meta-test result).
+                "memorisation_check": memorisation_check,
+                "buffer_gamma": train[0].buffer.gamma,
                 # What a step draws: tasks_per_batch beyond the training tasks is clipped.
                 "tasks_per_batch_used": min(demand.tasks, len(train)),
                 "device_used": str(device), "provenance": provenance()}

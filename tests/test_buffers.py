@@ -23,7 +23,7 @@ from macaw.data import (
     write_task_buffer,
 )
 
-OBS_DIM, ACT_DIM = 3, 2
+OBS_DIM, ACT_DIM = 17, 6      # cheetah-vel's: the loader checks them against the family
 
 
 def synthetic(episode_lengths, seed=0, last_ends=True):
@@ -52,10 +52,10 @@ def synthetic(episode_lengths, seed=0, last_ends=True):
 
 
 META = dict(
-    env_id="HalfCheetah-v5",
+    env_id="MACAW/HalfCheetahVel-v0",
     family="cheetah-vel",
     task_id=3,
-    task_params={"target_velocity": 0.3},
+    task_params={"goal_velocity": 0.3},
     gamma=0.99,
     policy_steps=1234,
     algorithm="td3",
@@ -121,10 +121,10 @@ def test_write_load_round_trip_every_key_and_attr(tmp_path):
     )
     np.testing.assert_array_equal(buf.episode_successes, succ)
     assert buf.schema_version == SCHEMA_VERSION
-    assert buf.env_id == "HalfCheetah-v5"
+    assert buf.env_id == "MACAW/HalfCheetahVel-v0"
     assert buf.family == "cheetah-vel"
     assert buf.task_id == 3
-    assert buf.task_params == {"target_velocity": 0.3}
+    assert buf.task_params == {"goal_velocity": 0.3}
     assert buf.gamma == 0.99
     assert buf.policy_steps == 1234
     assert buf.algorithm == "td3"
@@ -417,6 +417,269 @@ def test_load_refuses_non_finite_or_out_of_box_data(tmp_path, key, row, value, m
         f.create_dataset(key, data=data, fletcher32=True)
     with pytest.raises(BufferSchemaError, match=match):
         load_task_buffer(path)
+
+
+def _rewrite(path, **datasets):
+    """Replace datasets with new values under a valid checksum, as a deliberate edit would."""
+    with h5py.File(path, "a") as f:
+        for key, data in datasets.items():
+            del f[key]
+            f.create_dataset(key, data=data, fletcher32=True, chunks=True)
+
+
+# ---------------------------------------------------------------- issue 35, items 2-6
+
+
+@pytest.mark.parametrize("gamma", [1.2, -0.5, 7.5, float("nan"), 0.0])
+def test_a_gamma_outside_the_unit_interval_is_refused_naming_file_and_attribute(tmp_path, gamma):
+    path, _ = write(tmp_path / "task03.h5")
+    with h5py.File(path, "a") as f:
+        f.attrs["gamma"] = gamma
+    with pytest.raises(BufferSchemaError, match=r"task03\.h5: attribute 'gamma': expected a "
+                                                r"discount in \(0, 1\], found"):
+        load_task_buffer(path)
+
+
+def test_a_gamma_that_did_not_make_the_mc_returns_or_is_not_the_configs_is_refused(tmp_path):
+    path, _ = write(tmp_path / "task03.h5")
+    with h5py.File(path, "a") as f:            # the returns were discounted with 0.99
+        f.attrs["gamma"] = 0.5
+    with pytest.raises(BufferSchemaError, match=r"task03\.h5: key 'mc_returns': expected the "
+                                                r"discounted returns of 'rewards' with attribute "
+                                                r"'gamma' 0\.5"):
+        load_task_buffer(path)
+    consistent, _ = write(tmp_path / "task04.h5", gamma=0.5)
+    assert load_task_buffer(consistent).gamma == 0.5
+    with pytest.raises(BufferSchemaError, match=r"task04\.h5: attribute 'gamma': expected 0\.99 "
+                                                r"\(the config's gamma.*found 0\.5"):
+        load_task_buffer(consistent, gamma=0.99)
+
+
+@pytest.mark.parametrize("forged,match", [
+    # Walker data relabelled as cheetah-vel: same 17/6 sizes, its env_id still says Walker.
+    (dict(family="cheetah-vel"), r"attribute 'env_id': expected 'MACAW/HalfCheetahVel-v0' "
+                                 r"\(the environment of family 'cheetah-vel'\), found "
+                                 r"'MACAW/Walker2dParams-v0'"),
+    # ... and its env_id too: the task parameters are still walker's.
+    (dict(family="cheetah-vel", env_id="MACAW/HalfCheetahVel-v0"),
+     r"attribute 'task_params': expected \{\"goal_velocity\": 0\.3\} \(task 3 of 'cheetah-vel'\)"),
+    (dict(task_id=41), r"attribute 'task_params': expected .* \(task 41 of 'walker-params'\)"),
+    (dict(task_id=50), r"attribute 'task_id': expected a task of 'walker-params' \(0\.\.49\)"),
+    (dict(family="walker"), r"attribute 'family': expected one of \["),
+    (dict(family="ant-dir", env_id="MACAW/AntDir-v0"),
+     r"key 'observations': expected 27 columns \(the observations of MACAW/AntDir-v0\), "
+     r"found 17"),
+])
+def test_a_relabelled_file_of_another_task_or_family_is_refused(tmp_path, forged, match):
+    from macaw.envs import task_params
+
+    path, _ = write(tmp_path / "task03.h5", env_id="MACAW/Walker2dParams-v0",
+                    family="walker-params", task_params=task_params("walker-params", 3))
+    assert load_task_buffer(path).family == "walker-params"
+    with h5py.File(path, "a") as f:
+        f.attrs.update(forged)
+    with pytest.raises(BufferSchemaError, match=r"task03\.h5: " + match):
+        load_task_buffer(path)
+
+
+def test_observations_of_another_size_than_the_environments_are_refused(tmp_path, capsys):
+    from macaw.cli import main
+
+    arrays = synthetic((4, 3))
+    for key in ("observations", "next_observations"):
+        arrays[key] = np.concatenate([arrays[key], arrays[key][:, :1]], axis=1)   # 18 wide
+    path = write_task_buffer(tmp_path / "task03.h5", **arrays, **META)
+    with pytest.raises(BufferSchemaError, match=r"task03\.h5: key 'observations': expected 17 "
+                                                r"columns \(the observations of "
+                                                r"MACAW/HalfCheetahVel-v0\), found 18"):
+        load_task_buffer(path)
+    assert main(["inspect-buffer", str(path)]) == 2
+    assert "task03.h5: INVALID" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("key,dtype", [("observations", np.float64), ("rewards", np.float16),
+                                       ("terminals", np.int8), ("episode_starts", np.int32),
+                                       ("mc_returns", np.longdouble)])
+def test_load_requires_the_documented_dtypes(tmp_path, key, dtype):
+    path, _ = write(tmp_path / "task03.h5")
+    with h5py.File(path, "r") as f:
+        data = f[key][()].astype(dtype)
+    _rewrite(path, **{key: data})
+    with pytest.raises(BufferSchemaError, match=rf"task03\.h5: key '{key}': expected the HDF5 "
+                                                r"type of dtype \w+, found dtype"):
+        load_task_buffer(path)
+
+
+def test_a_flipped_bit_in_the_type_description_is_caught(tmp_path):
+    """The reported case: one bit of the observations' HDF5 type (outside what Fletcher-32
+    covers) turns their float32 data into float64 or float128 values ~1e-79, or (a flip in the
+    mantissa size) into other float32 values."""
+    path, _ = write(tmp_path / "task03.h5")
+    raw = path.read_bytes()
+    message = _type_message(path, "observations", "float32")
+    # Bytes 15 and 16-19 of a float's type message: mantissa size and exponent bias.
+    for byte, bit, match in ((16, 0, r"found dtype float64 .*exponent bias 126"),
+                             (17, 3, r"found (dtype float128|a type with no numpy dtype)"),
+                             (15, 0, r"found dtype float32 .*mantissa fields \(31, 23, 8, 0, "
+                                     r"22\)")):
+        flipped = bytearray(raw)
+        flipped[message[byte]] ^= 1 << bit
+        path.write_bytes(bytes(flipped))
+        with pytest.raises(BufferSchemaError, match=r"task03\.h5: key 'observations': expected "
+                                                    r"the HDF5 type of dtype float32, " + match):
+            load_task_buffer(path)
+
+
+TYPE_MESSAGES = {
+    # HDF5 datatype messages as h5py writes them (class and version, bit field, size, then the
+    # properties: bit offset, precision, and for a float the exponent / mantissa layout and bias).
+    "float32": "11201f00 04000000 0000 2000 17 08 00 17 7f000000",
+    "int64": "10080000 08000000 0000 4000",
+    "bool": "18020000 01000000 10080000 01000000 0000 0800 46414c5345000000 5452554500000000 00 01",
+}
+
+
+def _type_message(path, key: str, kind: str) -> range:
+    """The byte range of dataset ``key``'s datatype message (of ``kind``) in ``path``: the
+    first one in the dataset's object header."""
+    encoded = bytes.fromhex(TYPE_MESSAGES[kind].replace(" ", ""))
+    with h5py.File(path, "r") as f:
+        info = h5py.h5o.get_info(f[key].id)
+    header = path.read_bytes()[info.addr:info.addr + info.hdr.space.total]
+    assert encoded in header, f"{key}: no {kind} type message in its object header"
+    start = info.addr + header.index(encoded)
+    return range(start, start + len(encoded))
+
+
+def _chunk_key(path, key: str) -> range:
+    """The byte range of the first key of dataset ``key``'s chunk index (a version-1 B-tree
+    node: "TREE", 20 header bytes, then per key the chunk's size, filter mask and offsets,
+    followed by the chunk's address): the node whose first child is the first chunk."""
+    import re
+
+    raw = path.read_bytes()
+    with h5py.File(path, "r") as f:
+        address = f[key].id.get_chunk_info(0).byte_offset
+        key_size = 8 + 8 * (f[key].ndim + 1)
+    for node in (m.start() for m in re.finditer(b"TREE", raw)):
+        child = node + 24 + key_size
+        if int.from_bytes(raw[child:child + 8], "little") == address:
+            return range(node + 24, child)
+    raise AssertionError(f"{key}: no chunk index node found")
+
+
+def _flip_outcome(path, reference) -> str:
+    """caught (the loader's error, naming the file), harmless (the same arrays and task),
+    SILENT (anything else loaded) or unclear (another exception)."""
+    try:
+        buf = load_task_buffer(path, gamma=reference.gamma)
+    except BufferSchemaError as err:
+        return "caught" if str(err).startswith(str(path)) else f"unclear: {err}"
+    except Exception as err:  # noqa: BLE001 - any other exception is what the test looks for
+        return f"unclear: {type(err).__name__}: {err}"
+    for key in buffer_module.REQUIRED_KEYS:
+        a, b = getattr(reference, key), getattr(buf, key)
+        if a.dtype != b.dtype or a.shape != b.shape or a.tobytes() != b.tobytes():
+            return f"SILENT: {key}"
+    for name in ("family", "env_id", "task_id", "task_params", "gamma"):
+        if getattr(reference, name) != getattr(buf, name):
+            return f"SILENT: attribute {name}"
+    return "harmless"
+
+
+def _fuzz_child(raw: bytes, bits, path, reference, send) -> None:
+    for bit in bits:
+        flipped = bytearray(raw)
+        flipped[bit // 8] ^= 1 << (bit % 8)
+        path.write_bytes(bytes(flipped))
+        send.send(_flip_outcome(path, reference))
+    send.close()
+
+
+def _fuzz(raw: bytes, bits: list[int], path, reference) -> list[str]:
+    """The outcome of every flip, loaded in a forked child: a flip on which libhdf5 itself
+    crashes (a segfault) or hangs is 'libhdf5 died' (no data gets through: the process dies),
+    and the next child goes on from the flip after it."""
+    import multiprocessing
+
+    ctx = multiprocessing.get_context("fork")
+    outcomes: list[str] = []
+    while len(outcomes) < len(bits):
+        receive, send = ctx.Pipe(duplex=False)
+        child = ctx.Process(target=_fuzz_child,
+                            args=(raw, bits[len(outcomes):], path, reference, send))
+        child.start()
+        send.close()
+        died = False
+        while len(outcomes) < len(bits):
+            try:
+                if not receive.poll(30):
+                    died = True
+                    break
+                outcomes.append(receive.recv())
+            except EOFError:
+                died = True
+                break
+        child.kill()
+        child.join()
+        if died:
+            outcomes.append("libhdf5 died")
+    return outcomes
+
+
+def test_bit_flip_fuzz_every_flip_is_caught_or_harmless(tmp_path):
+    """Issue 35 item 5: every bit of the HDF5 type description of a float, a bool and an
+    integer dataset (where one flip used to turn float32 into other values unnoticed) and of
+    the observations' first chunk-index key (where one flip makes HDF5 return zeros for a
+    chunk it no longer finds, with no checksum read), then 400 random bits of the whole file
+    (seeded; the file's bytes are the same on every run). Each flip must raise the loader's
+    error naming the file, or leave every array and the task's identity bit-identical: none
+    may load changed data."""
+    path, _ = write(tmp_path / "task03.h5", lengths=(50, 50, 50), provenance={"fixed": True})
+    raw = path.read_bytes()
+    reference = load_task_buffer(path, gamma=0.99)
+    regions = [_type_message(path, key, kind) for key, kind in (
+        ("observations", "float32"), ("terminals", "bool"), ("episode_starts", "int64"))]
+    regions.append(_chunk_key(path, "observations"))
+    targeted = [8 * byte + bit for region in regions for byte in region for bit in range(8)]
+    bits = targeted + np.random.default_rng(0).choice(8 * len(raw), 400, replace=False).tolist()
+    outcomes = _fuzz(raw, bits, tmp_path / "flipped.h5", reference)
+    counts = {kind: sum(o.split(":")[0] == kind for o in outcomes)
+              for kind in ("caught", "harmless", "libhdf5 died", "SILENT", "unclear")}
+    print(f"{len(targeted)} targeted flips + 400 random flips: {counts}")
+    bad = [(bit, o) for bit, o in zip(bits, outcomes) if o.startswith(("SILENT", "unclear"))]
+    assert not bad, bad[:10]
+    assert counts["caught"] > 0 and counts["harmless"] > 0
+
+
+def test_derived_fields_are_checked_against_the_rewards(tmp_path):
+    """Re-checksummed edits of a derived field (or of the rewards without it) are refused."""
+    path, _ = write(tmp_path / "task03.h5", lengths=(4, 3, 5))
+    clean = load_task_buffer(path)
+    cases = [
+        (dict(mc_returns=clean.mc_returns * 100),
+         r"key 'mc_returns': expected the discounted returns of 'rewards' with attribute "
+         r"'gamma' 0\.99 .*found 297\.01 at row 4 where they give 198\.01"),
+        (dict(rewards=clean.rewards * 100),                 # episode_returns left as they were
+         r"key 'episode_returns': expected the summed 'rewards' of each episode, found 3 for "
+         r"episode 1, whose rewards sum to 300"),
+        (dict(rewards=clean.rewards * 100, episode_returns=clean.episode_returns * 100),
+         r"key 'mc_returns': expected the discounted returns"),
+        (dict(episode_returns=clean.episode_returns + 1), r"key 'episode_returns'"),
+    ]
+    for datasets, match in cases:
+        edited, _ = write(tmp_path / "edited.h5", lengths=(4, 3, 5))
+        _rewrite(edited, **datasets)
+        with pytest.raises(BufferSchemaError, match=r"edited\.h5: " + match):
+            load_task_buffer(edited)
+
+
+def test_the_mc_returns_check_allows_float32_rounding_of_long_episodes(tmp_path):
+    """Rewards of magnitude 1e3 over 1000-step episodes: the stored float32 returns pass."""
+    arrays = synthetic((1000, 1000, 7))
+    arrays["rewards"] = np.random.default_rng(3).normal(scale=1e3, size=2007).astype(np.float32)
+    path = write_task_buffer(tmp_path / "task03.h5", **arrays, **META)
+    assert len(load_task_buffer(path)) == 2007
 
 
 def test_atomic_write_gives_the_umask_permissions_not_0600(tmp_path):

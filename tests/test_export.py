@@ -75,8 +75,9 @@ def test_export_of_missing_task_names_file_and_group(tiny_lifetime, tmp_path, ca
 
 
 @pytest.mark.parametrize("corrupt,match", [
-    ("nan_reward", r"key 'rewards': expected finite values"),
-    ("wrong_logged_return", r"x\.h5: episode returns recomputed .* do not match"),
+    ("nan_reward", r"lifetime\.h5: key 'task11/rewards': expected finite values"),
+    ("wrong_logged_return", r"lifetime\.h5: key 'task11/episode_returns': expected the "
+                            r"summed 'rewards' of each episode, found .* for episode 1"),
 ])
 def test_a_failed_export_leaves_nothing_at_its_output(tiny_lifetime, tmp_path, capsys,
                                                      corrupt, match):
@@ -109,3 +110,71 @@ def test_cli_make_split_writes_json(tmp_path):
                  "--out", str(out)]) == 0
     data = json.loads(out.read_text())
     assert data["train"] == [0, 16, 32] and len(data["test"]) == 37
+
+
+# ---------------------------------------------------------------- issue 35, item 7
+
+
+def test_a_flipped_bit_in_a_lifetime_stops_the_export(tiny_lifetime, tmp_path, capsys):
+    """Every lifetime dataset carries a Fletcher-32 checksum: a flipped bit is an error naming
+    the lifetime file and the key, not a buffer with fresh checksums."""
+    from macaw.behaviour.trainer import LIFETIME_FORMAT
+
+    lifetime = tmp_path / "lifetime.h5"
+    raw = bytearray(tiny_lifetime.read_bytes())
+    with h5py.File(tiny_lifetime, "r") as f:
+        assert f.attrs["format"] == LIFETIME_FORMAT
+        assert all(f[task][key].fletcher32 for task in f for key in f[task])
+        offset = f["task11/observations"].id.get_chunk_info(0).byte_offset
+    raw[offset + 100] ^= 0x04
+    lifetime.write_bytes(bytes(raw))
+    out = tmp_path / "task11.h5"
+    assert main(["export-buffer", "--lifetime", str(lifetime), "--task", "11",
+                 "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert (f"{lifetime}: key 'task11/observations': expected data matching its Fletcher-32 "
+            "checksum") in err
+    assert not out.exists()
+    # The other task's data are intact and export.
+    assert main(["export-buffer", "--lifetime", str(lifetime), "--task", "3",
+                 "--out", str(tmp_path / "task03.h5")]) == 0
+
+
+def test_a_truncated_lifetime_is_an_error_naming_the_file(tiny_lifetime, tmp_path, capsys):
+    lifetime = tmp_path / "lifetime.h5"
+    lifetime.write_bytes(tiny_lifetime.read_bytes()[: tiny_lifetime.stat().st_size // 2])
+    assert main(["export-buffer", "--lifetime", str(lifetime), "--task", "11",
+                 "--out", str(tmp_path / "x.h5")]) == 2
+    err = capsys.readouterr().err
+    assert f"{lifetime}: file: expected a readable HDF5 lifetime file, found unreadable" in err
+
+
+def test_a_lifetime_is_checked_against_its_family(tiny_lifetime, tmp_path, capsys):
+    lifetime = tmp_path / "lifetime.h5"
+    lifetime.write_bytes(tiny_lifetime.read_bytes())
+    with h5py.File(lifetime, "a") as f:
+        f.attrs["family"] = "walker-params"       # cheetah data relabelled
+    assert main(["export-buffer", "--lifetime", str(lifetime), "--task", "11",
+                 "--out", str(tmp_path / "x.h5")]) == 2
+    assert (f"{lifetime}: attribute 'env_id': expected 'MACAW/Walker2dParams-v0'"
+            in capsys.readouterr().err)
+
+
+def test_a_lifetime_from_before_checksums_exports_the_same_data(tiny_lifetime, tmp_path, caplog):
+    """Format 1 (no checksums) is still read, with a warning; the checksums change no value."""
+    old = tmp_path / "old" / "lifetime.h5"
+    old.parent.mkdir()
+    with h5py.File(tiny_lifetime, "r") as src, h5py.File(old, "w") as dst:
+        dst.attrs.update({**src.attrs, "format": "macaw-lifetime-1"})
+        for task in src:
+            g = dst.create_group(task)
+            g.attrs.update(src[task].attrs)
+            for key in src[task]:
+                g.create_dataset(key, data=src[task][key][()])
+    with caplog.at_level("WARNING"):
+        a = load_task_buffer(export_task_buffer(old, 11, tmp_path / "a.h5", gamma=0.99))
+    assert "lifetime format 'macaw-lifetime-1' has no checksums" in caplog.text
+    b = load_task_buffer(export_task_buffer(tiny_lifetime, 11, tmp_path / "b.h5", gamma=0.99))
+    for key in ("observations", "actions", "rewards", "next_observations", "terminals",
+                "timeouts", "mc_returns", "episode_starts", "episode_returns"):
+        assert getattr(a, key).tobytes() == getattr(b, key).tobytes(), key

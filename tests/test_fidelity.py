@@ -14,6 +14,7 @@ from macaw.algos.macaw import MACAW, MACAWConfig, meta_step, policy_advantages, 
 from macaw.algos.mt_ft import value_targets
 from macaw.data import (Batch, TaskData, contiguous_indices, load_task_buffer,
                         sample_meta_batch, window_indices, write_task_buffer)
+from macaw.envs import task_params
 from macaw.nets.layers import LayerSpec, adapt_state, init_layer, initial_state
 
 F64 = torch.float64
@@ -57,18 +58,20 @@ def test_wt_init_of_the_authors_by_its_statistics():
 
 
 def _write(path, rewards, ends_terminal, gamma=0.5):
-    """A buffer of 1-D observations s = 10, 20, ... whose next observation is s + 10."""
+    """A point-goal buffer whose observations are (s, 0) with s = 10, 20, ... and whose next
+    observation is (s + 10, 0)."""
     n = sum(len(r) for r in rewards)
-    obs = (10.0 * np.arange(1, n + 1)).reshape(-1, 1)
+    obs = np.stack([10.0 * np.arange(1, n + 1), np.zeros(n)], axis=1)
     terminals, timeouts = np.zeros(n, bool), np.zeros(n, bool)
     end = -1
     for r, terminal in zip(rewards, ends_terminal):
         end += len(r)
         (terminals if terminal else timeouts)[end] = True
     return write_task_buffer(
-        path, observations=obs, actions=np.zeros((n, 1)), rewards=np.concatenate(rewards),
-        next_observations=obs + 10.0, terminals=terminals, timeouts=timeouts, env_id="toy",
-        family="toy", task_id=0, task_params={}, gamma=gamma, policy_steps=n,
+        path, observations=obs, actions=np.zeros((n, 2)), rewards=np.concatenate(rewards),
+        next_observations=obs + [10.0, 0.0], terminals=terminals, timeouts=timeouts,
+        env_id="MACAW/PointGoal-v0", family="point-goal", task_id=0,
+        task_params=task_params("point-goal", 0), gamma=gamma, policy_steps=n,
         algorithm="hand", config={})
 
 
@@ -83,12 +86,12 @@ def test_bootstrap_tails_by_hand(tmp_path):
 
 
 def test_bootstrapped_advantages_and_targets_by_hand(tmp_path):
-    """V(s) = s. Episode s = 10, 20, 30 (rewards 1, 2, 3, gamma 0.5), s_T = 40:
+    """V(s, 0) = s. Episode s = 10, 20, 30 (rewards 1, 2, 3, gamma 0.5), s_T = 40:
     R + gamma^(T-t) V(s_T) - V(s) = 2.75 + 5 - 10, 3.5 + 10 - 20, 3 + 20 - 30."""
     task = TaskData(_write(tmp_path / "b.h5", [[1.0, 2.0, 3.0]], [False]), "all", 1,
                     torch.device("cpu"))
     batch = Batch(*(x.unsqueeze(0).to(F64) for x in task.batch(np.arange(3))))
-    identity = [(torch.ones(1, 1, dtype=F64), torch.zeros(1, dtype=F64))]
+    identity = [(torch.tensor([[1.0, 0.0]], dtype=F64), torch.zeros(1, dtype=F64))]
     expected = torch.tensor([[-2.25, -6.5, -7.0]], dtype=F64)
     torch.testing.assert_close(policy_advantages(MACAWConfig(), identity, batch), expected)
     # Without bootstrapping: the plain Monte-Carlo advantage R - V(s).

@@ -237,7 +237,9 @@ def test_buffers_of_another_family_or_task_are_refused(tiny_buffers, tmp_path):
     shutil.copy(tiny_buffers[3], other)
     with h5py.File(other, "a") as f:
         f.attrs["family"] = "cheetah-dir"
-    with pytest.raises(ValueError, match="'family' is 'cheetah-dir'; expected 'cheetah-vel'"):
+    # A relabelled family is refused when the file is read: its env_id is cheetah-vel's.
+    with pytest.raises(ValueError, match=r"task03\.h5: attribute 'env_id': expected "
+                                         r"'MACAW/HalfCheetahDir-v0'"):
         run_meta_training(cfg, [other], [tiny_buffers[11]], tmp_path / "c", progress=False)
     assert not (tmp_path / "c" / "config.yaml").exists()
 
@@ -403,3 +405,86 @@ def test_changed_evaluation_settings_reevaluate_instead_of_refusing(tiny_buffers
     assert sorted(evals["episode"].unique()) == [0, 1]
     pd.testing.assert_frame_equal(evals, pd.read_csv(tmp_path / "fresh" / "eval.csv"))
     assert (tmp_path / "run" / "checkpoint.stale.pt").exists()
+
+
+# ---------------------------------------------------------------- issue 35, items 1, 2, 4
+
+
+def test_a_test_task_that_is_a_training_task_is_refused_but_for_a_memorisation_check(
+        tiny_buffers, tmp_path, capsys):
+    import json
+
+    from macaw.cli import main
+
+    cfg = tiny_config(steps=2, eval_every=2)
+    with pytest.raises(ValueError, match=r"test task\(s\) \[11\] of 'cheetah-vel' are also "
+                                         r"training tasks.*--memorisation-check"):
+        run_meta_training(cfg, [tiny_buffers[3], tiny_buffers[11]], [tiny_buffers[11]],
+                          tmp_path / "a", progress=False)
+    assert not (tmp_path / "a" / "config.yaml").exists()
+
+    # A hand-written split with train = test: refused by meta-train unless it opts in.
+    split = tmp_path / "memorise.json"
+    split.write_text(json.dumps({"family": "cheetah-vel", "split": "memorise", "available": None,
+                                 "train": [3, 11], "test": [3, 11]}))
+    argv = ["meta-train", "--family", "cheetah-vel", "--split", str(split),
+            "--buffers-dir", str(tiny_buffers[3].parent), "--method", "macaw",
+            "--params", json.dumps({
+                "steps": 2, "eval_every": 2, "checkpoint_every": 2, "inner_batch": 32,
+                "outer_batch": 32, "eval_batch": 32, "device": "cpu", "buffer_skip": 2,
+                "inner_buffer_skip": 2, "macaw": {"width": 16, "latent": 4, "inner_lr": 0.01}}),
+            "--no-progress", "--run-dir", str(tmp_path / "b")]
+    assert main(argv) == 2
+    assert "test task(s) [3, 11] of 'cheetah-vel' are also training tasks" in \
+        capsys.readouterr().err
+    assert not (tmp_path / "b" / "config.yaml").exists()
+    assert main(argv + ["--memorisation-check"]) == 0
+    resolved = yaml.safe_load((tmp_path / "b" / "config.yaml").read_text())
+    assert resolved["memorisation_check"] is True
+    assert resolved["train_tasks"] == resolved["test_tasks"] == [3, 11]
+    assert torch.load(tmp_path / "b" / "checkpoint.pt",
+                      weights_only=False)["config"]["memorisation_check"] is True
+    # An ordinary run records that it is not one.
+    run_meta_training(cfg, [tiny_buffers[3]], [tiny_buffers[11]], tmp_path / "c",
+                      progress=False)
+    assert yaml.safe_load((tmp_path / "c" / "config.yaml").read_text())[
+        "memorisation_check"] is False
+
+
+def test_buffers_of_another_gamma_than_the_configs_are_refused(tiny_lifetime, tiny_buffers,
+                                                               tmp_path):
+    from macaw.behaviour.export import export_task_buffer
+
+    half = {t: export_task_buffer(tiny_lifetime, t, tmp_path / f"task{t:02d}.h5", gamma=0.5)
+            for t in (3, 11)}
+    cfg = tiny_config(steps=2, eval_every=2)
+    with pytest.raises(ValueError, match=r"task03\.h5: attribute 'gamma': expected 0\.99 "
+                                         r"\(the config's gamma.*found 0\.5"):
+        run_meta_training(cfg, [half[3]], [half[11]], tmp_path / "a", progress=False,
+                          gamma=0.99)
+    with pytest.raises(ValueError, match=r"the buffers' attribute 'gamma' differ \(\[0\.5, "
+                                         r"0\.99\]\)"):
+        run_meta_training(cfg, [half[3]], [tiny_buffers[11]], tmp_path / "b", progress=False)
+    assert not list(tmp_path.glob("*/config.yaml"))
+
+
+def test_a_buffer_of_another_observation_size_fails_before_any_output(tiny_buffers, tmp_path):
+    """18-wide observations for cheetah (17): refused when read, naming the file and key,
+    not a torch shape error after config.yaml was written."""
+    from macaw.data import load_task_buffer, write_task_buffer
+
+    b = load_task_buffer(tiny_buffers[3])
+    wide = write_task_buffer(
+        tmp_path / "task03.h5", observations=np.pad(b.observations, ((0, 0), (0, 1))),
+        actions=b.actions, rewards=b.rewards,
+        next_observations=np.pad(b.next_observations, ((0, 0), (0, 1))),
+        terminals=b.terminals, timeouts=b.timeouts, env_id=b.env_id, family=b.family,
+        task_id=b.task_id, task_params=b.task_params, gamma=b.gamma,
+        policy_steps=b.policy_steps, algorithm=b.algorithm, config=b.config)
+    with pytest.raises(ValueError, match=r"task03\.h5: key 'observations': expected 17 columns "
+                                         r"\(the observations of MACAW/HalfCheetahVel-v0\), "
+                                         r"found 18"):
+        run_meta_training(tiny_config(steps=2, eval_every=2), [wide], [tiny_buffers[11]],
+                          tmp_path / "run", progress=False)
+    assert not (tmp_path / "run" / "config.yaml").exists()
+

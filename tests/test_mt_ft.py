@@ -246,11 +246,13 @@ def test_run_layout_and_eval_csv(tiny_buffers, tmp_path):
 
 def test_killed_run_resumes_to_the_same_result(tiny_buffers, tmp_path, monkeypatch):
     cfg = mt_config()
-    train = [tiny_buffers[3], tiny_buffers[11]]
-    full = run_meta_training(cfg, train, [tiny_buffers[11]], tmp_path / "a", progress=False)
+    train = [tiny_buffers[3], tiny_buffers[11]]     # two training tasks, one of them tested
+    full = run_meta_training(cfg, train, [tiny_buffers[11]], tmp_path / "a", progress=False,
+                             memorisation_check=True)
 
     resumed = run_killed_then_resumed(
-        lambda d: run_meta_training(cfg, train, [tiny_buffers[11]], d, progress=False),
+        lambda d: run_meta_training(cfg, train, [tiny_buffers[11]], d, progress=False,
+                                    memorisation_check=True),
         tmp_path / "b", monkeypatch, MTFT, "train_step", kill_at=5, expect_step=4)
     pd.testing.assert_frame_equal(pd.read_csv(full), pd.read_csv(resumed))
     a = torch.load(tmp_path / "a" / "checkpoint.pt", weights_only=False)

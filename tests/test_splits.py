@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 
@@ -99,3 +100,50 @@ def test_available_ids_out_of_range_are_an_error_not_dropped():
 
     with pytest.raises(ValueError, match=r"available task id\(s\) \[99\] out of range"):
         make_split("cheetah-vel", "standard", 40, available=[0, 2, 7, 99])
+
+
+# ---------------------------------------------------------------- overlap (issue 35, item 1)
+
+
+@pytest.mark.parametrize("train,test,shared", [
+    ([0, 2, 16], [2, 7, 26], [2]),
+    ([0, 16, 32], [0, 16, 32], [0, 16, 32]),
+])
+def test_a_split_whose_test_tasks_are_training_tasks_is_refused(tmp_path, train, test, shared):
+    """A test task that is also a training task voids the meta-test result."""
+    meta = {"family": "cheetah-vel", "split": "mine", "available": None}
+    with pytest.raises(ValueError, match=rf"s\.json: test task\(s\) {re.escape(str(shared))} of "
+                                         r"'cheetah-vel' are "
+                                         r"also training tasks.*only cheetah-dir.*"
+                                         r"--memorisation-check"):
+        write_split(tmp_path / "s.json", {"train": train, "test": test}, meta)
+    assert not (tmp_path / "s.json").exists()
+
+
+def test_cheetah_dir_trains_and_tests_on_its_two_tasks(tmp_path):
+    split = make_split("cheetah-dir", "standard", 2)
+    assert split == {"train": [0, 1], "test": [0, 1]}
+    path = write_split(tmp_path / "s.json", split, {"family": "cheetah-dir", "split": "standard"})
+    assert "memorisation_check" not in load_split(path)
+
+
+def test_a_memorisation_check_tests_on_the_training_tasks_and_says_so(tmp_path):
+    from macaw.cli import main
+
+    assert make_split("cheetah-vel", "sparse3", 40, memorisation_check=True) == {
+        "train": [0, 16, 32], "test": [0, 16, 32]}
+    out = tmp_path / "memorise.json"
+    assert main(["make-split", "--family", "cheetah-vel", "--split", "sparse3",
+                 "--memorisation-check", "--out", str(out)]) == 0
+    data = load_split(out)
+    assert data["train"] == data["test"] == [0, 16, 32] and data["memorisation_check"] is True
+    # A memorisation check evaluates on training tasks: a held-out split is not one.
+    with pytest.raises(ValueError, match=r"x\.json: memorisation check expected test tasks that "
+                                         r"are training tasks, found none"):
+        write_split(tmp_path / "x.json", {"train": [0, 16], "test": [7]},
+                    {"family": "cheetah-vel", "split": "x", "memorisation_check": True})
+    # Ordinary splits are written as before (no memorisation_check key).
+    plain = tmp_path / "plain.json"
+    assert main(["make-split", "--family", "cheetah-vel", "--split", "sparse3",
+                 "--out", str(plain)]) == 0
+    assert "memorisation_check" not in json.loads(plain.read_text())

@@ -20,6 +20,15 @@ Attributes: ``schema_version``, ``env_id``, ``family``, ``task_id``, ``task_para
 :mod:`macaw.provenance`). Schema 2: every
 dataset has a Fletcher-32 checksum (``h5py`` ``fletcher32=True``), verified on every read.
 
+What :func:`load_task_buffer` checks beyond the checksums (which cover the data, not the HDF5
+metadata that describes it): every dataset's HDF5 type is exactly the one above (a flipped bit
+in a type description would otherwise turn float32 data into other values); the values
+(finite, actions in the box); the derived fields against the transitions (``episode_starts``,
+``episode_returns`` = summed rewards, ``mc_returns`` = the discounted returns of ``rewards``
+with the ``gamma`` attribute, which must lie in (0, 1]); and ``env_id``, ``task_params`` and
+the observation and action sizes against the registered environment of ``family`` and
+``task_id`` (:data:`macaw.envs.FAMILIES`).
+
 ``mc_returns`` is the discounted return to the end of the transition's episode, with no value
 tail: the behaviour trainer drops the unfinished last episode, so every buffer ends at an episode
 boundary. Learners that bootstrap at the time limit (as the authors' code does, docs/design.md
@@ -33,6 +42,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -72,8 +82,24 @@ REQUIRED_ATTRS = (
 )
 
 
+DATASET_TYPES: dict[str, tuple[str, tuple[h5py.h5t.TypeID, ...]]] = {
+    **{key: ("float32", (h5py.h5t.IEEE_F32LE, h5py.h5t.IEEE_F32BE))
+       for key in FLOAT_KEYS + ("episode_returns", "episode_successes")},
+    **{key: ("bool", (h5py.h5t.py_create(np.dtype(bool)),)) for key in BOOL_KEYS},
+    "episode_starts": ("int64", (h5py.h5t.STD_I64LE, h5py.h5t.STD_I64BE)),
+}
+"""Every dataset's documented dtype and the HDF5 types that store it (either byte order; a
+bool is h5py's 8-bit FALSE/TRUE enum). Compared with ``H5Tequal``, which sees every field of the
+type description (size, precision, exponent and mantissa layout, bias), not only the numpy
+dtype h5py maps it to."""
+
+VALUE_RTOL = 1e-5
+"""Relative tolerance of the derived-field checks (``episode_returns``, ``mc_returns``): float32
+rounding is ~6e-8, a forged or rescaled field is off by orders of magnitude more."""
+
+
 class BufferSchemaError(ValueError):
-    """A buffer file is missing, unreadable or does not match ``SCHEMA_VERSION``."""
+    """A buffer (or lifetime) file is missing, unreadable or does not match its schema."""
 
 
 def episode_ends(terminals: np.ndarray, timeouts: np.ndarray) -> np.ndarray:
@@ -300,12 +326,16 @@ def _schema_error(path: Path, what: str, expected: str, found: Any) -> BufferSch
     return BufferSchemaError(f"{path}: {what}: expected {expected}, found {found}")
 
 
-def load_task_buffer(path: str | os.PathLike) -> TaskBuffer:
+def load_task_buffer(path: str | os.PathLike, gamma: float | None = None) -> TaskBuffer:
     """Read and validate a buffer file written by :func:`write_task_buffer`.
 
     Raises :class:`BufferSchemaError` naming the file, the key or attribute, and what was expected
     versus found, for: a missing/unreadable/truncated file, a different ``schema_version``, a
-    missing key or attribute, and inconsistent dtypes or shapes.
+    missing key or attribute, a dataset whose HDF5 type is not the documented one, inconsistent
+    shapes, non-finite values or actions outside the box, derived fields that do not follow
+    from the transitions, a ``gamma`` outside (0, 1] (or, given ``gamma``, the run config's
+    discount, not equal to it), and ``env_id``, ``task_params`` or observation / action sizes
+    that are not those of ``family``'s environment and ``task_id`` (see the module docstring).
     """
     path = Path(path)
     if not path.is_file():
@@ -315,7 +345,7 @@ def load_task_buffer(path: str | os.PathLike) -> TaskBuffer:
             attrs = {k: f.attrs[k] for k in f.attrs.keys()}
             if "schema_version" not in attrs:
                 raise _schema_error(path, "attribute 'schema_version'", "present", "missing")
-            version = int(attrs["schema_version"])
+            version = _attr_value(path, attrs, "schema_version", int)
             if version not in READABLE_VERSIONS:
                 raise _schema_error(
                     path, "attribute 'schema_version'",
@@ -324,26 +354,22 @@ def load_task_buffer(path: str | os.PathLike) -> TaskBuffer:
             for name in REQUIRED_ATTRS:
                 if name not in attrs:
                     raise _schema_error(path, f"attribute {name!r}", "present", "missing")
-            for key in REQUIRED_KEYS:
-                if key not in f:
-                    raise _schema_error(path, f"key {key!r}", "present", "missing")
-            arrays = {k: _read_dataset(path, f, k, version)
-                      for k in REQUIRED_KEYS + OPTIONAL_KEYS if k in f}
+            arrays = {k: read_dataset(path, f, k, checksummed=version >= 2)
+                      for k in REQUIRED_KEYS + OPTIONAL_KEYS if k in REQUIRED_KEYS or k in f}
             if version < 2:
                 log.warning("%s: schema_version %d has no checksums; re-export it to get "
                             "them", path, version)
     except BufferSchemaError:
         raise
-    except (OSError, KeyError, RuntimeError) as exc:
+    except (OSError, KeyError, RuntimeError, ValueError, TypeError) as exc:
+        # A damaged file can fail anywhere in h5py (a header, an attribute's type): all of it
+        # is the one error that names the file.
         raise _schema_error(
             path, "file", "a readable HDF5 buffer file", f"unreadable ({exc})"
         ) from exc
 
-    _validate_arrays(path, arrays)
-
     def decode_json(name: str) -> dict[str, Any]:
-        raw = attrs[name]
-        raw = raw.decode() if isinstance(raw, bytes) else str(raw)
+        raw = _attr_value(path, attrs, name, str)
         try:
             value = json.loads(raw)
         except json.JSONDecodeError as exc:
@@ -352,78 +378,259 @@ def load_task_buffer(path: str | os.PathLike) -> TaskBuffer:
             raise _schema_error(path, f"attribute {name!r}", "a JSON object", type(value).__name__)
         return value
 
-    def as_str(v: Any) -> str:
-        return v.decode() if isinstance(v, bytes) else str(v)
-
+    validate_transitions(path, arrays)
+    meta = dict(
+        env_id=_attr_value(path, attrs, "env_id", str),
+        family=_attr_value(path, attrs, "family", str),
+        task_id=_attr_value(path, attrs, "task_id", int),
+        task_params=decode_json("task_params"),
+        gamma=_attr_value(path, attrs, "gamma", float),
+        policy_steps=_attr_value(path, attrs, "policy_steps", int),
+        algorithm=_attr_value(path, attrs, "algorithm", str),
+        config=decode_json("config"),
+        created_by=_attr_value(path, attrs, "created_by", str),
+    )
+    check_task_identity(path, meta["family"], meta["env_id"], meta["task_id"],
+                        arrays["observations"].shape[1], arrays["actions"].shape[1],
+                        meta["task_params"])
+    check_gamma(path, meta["gamma"], gamma)
+    _validate_derived(path, arrays, meta["gamma"])
     return TaskBuffer(
         **{k: arrays[k] for k in REQUIRED_KEYS},
         episode_successes=arrays.get("episode_successes"),
-        env_id=as_str(attrs["env_id"]),
-        family=as_str(attrs["family"]),
-        task_id=int(attrs["task_id"]),
-        task_params=decode_json("task_params"),
-        gamma=float(attrs["gamma"]),
-        policy_steps=int(attrs["policy_steps"]),
-        algorithm=as_str(attrs["algorithm"]),
-        config=decode_json("config"),
-        created_by=as_str(attrs["created_by"]),
+        **meta,
         schema_version=version,
         provenance=decode_json("provenance") if "provenance" in attrs else {},
         path=path,
     )
 
 
-def _read_dataset(path: Path, f: h5py.File, key: str, version: int) -> np.ndarray:
-    """Read one dataset, verifying its checksum (schema 2): a flipped bit is an error that
-    names the file and the key."""
-    dataset = f[key]
-    if version >= 2 and not dataset.fletcher32:
-        raise _schema_error(path, f"key {key!r}", "a Fletcher-32 checksum (schema 2)", "none")
+def _attr_value(path: Path, attrs: Mapping[str, Any], name: str, kind: type) -> Any:
+    """Attribute ``name`` as a Python ``str``, ``int`` or ``float``; an error naming it if it
+    is stored as anything else (an array, a string where a number belongs)."""
+    value = attrs[name]
+    if kind is str and isinstance(value, (str, bytes)):
+        return value.decode() if isinstance(value, bytes) else value
+    if kind is int and isinstance(value, (int, np.integer)) and not isinstance(value, bool):
+        return int(value)
+    if kind is float and isinstance(value, (int, float, np.integer, np.floating)):
+        return float(value)
+    expected = {str: "a string", int: "an integer", float: "a number"}[kind]
+    raise _schema_error(path, f"attribute {name!r}", expected,
+                        f"{type(value).__name__} {value!r}"[:200])
+
+
+def read_dataset(path: Path, group: h5py.Group, key: str, checksummed: bool,
+                 name: str | None = None) -> np.ndarray:
+    """Read dataset ``key`` of ``group``, first checking that its HDF5 type is exactly the
+    documented one (:data:`DATASET_TYPES`) and, if ``checksummed``, that it has a Fletcher-32
+    checksum, which the read then verifies: a flipped bit is an error that names the file and
+    the key (``name``, default ``key``; a lifetime file's ``task02/observations``)."""
+    name = name or key
+    if key not in group:
+        raise _schema_error(path, f"key {name!r}", "present", "missing")
+    dataset = group[key]
+    if not isinstance(dataset, h5py.Dataset):
+        raise _schema_error(path, f"key {name!r}", "a dataset", type(dataset).__name__)
+    dtype_name, types = DATASET_TYPES[key]
+    stored = dataset.id.get_type()
+    if not any(stored.equal(t) for t in types):
+        raise _schema_error(path, f"key {name!r}", f"the HDF5 type of dtype {dtype_name}",
+                            _describe_type(stored))
+    if checksummed and not dataset.fletcher32:
+        raise _schema_error(path, f"key {name!r}", "a Fletcher-32 checksum (schema 2)", "none")
     try:
-        return dataset[()]
+        data = dataset[()]
     except OSError as exc:
-        raise _schema_error(path, f"key {key!r}", "data matching its Fletcher-32 checksum",
+        raise _schema_error(path, f"key {name!r}", "data matching its Fletcher-32 checksum",
                             f"a mismatch, the file is corrupted ({exc})") from exc
+    for chunk in _fill_value_chunks(dataset, data):
+        # A chunk that its index no longer finds (a flipped bit in a B-tree key) reads as
+        # the fill value without an error and without a checksum to fail: check that the
+        # chunks that read as all-fill really are stored.
+        try:
+            dataset.id.read_direct_chunk(chunk)
+        except (KeyError, ValueError, OSError, RuntimeError) as exc:
+            raise _schema_error(path, f"key {name!r}", "every chunk in the chunk index",
+                                f"the chunk at {chunk} missing, the file is corrupted "
+                                f"({exc})") from exc
+    return data
 
 
-def _validate_arrays(path: Path, arrays: dict[str, np.ndarray]) -> None:
+def _fill_value_chunks(dataset: h5py.Dataset, data: np.ndarray) -> list[tuple[int, ...]]:
+    """Offsets of the chunks of ``dataset`` whose region of ``data`` is all fill value
+    (vectorised: one comparison, then a reduction per axis over the chunk grid)."""
+    if dataset.chunks is None or data.size == 0:
+        return []
+    starts = [np.arange(0, size, step) for size, step in zip(data.shape, dataset.chunks)]
+    differs = data != dataset.fillvalue
+    for axis, axis_starts in enumerate(starts):
+        differs = np.logical_or.reduceat(differs, axis_starts, axis=axis)
+    return [tuple(int(starts[a][i]) for a, i in enumerate(index))
+            for index in np.argwhere(~differs)]
+
+
+def _describe_type(stored: h5py.h5t.TypeID) -> str:
+    """What an unexpected HDF5 type is: its numpy dtype if it has one, and for a float the
+    fields a flipped bit may have changed."""
+    try:
+        described = f"dtype {stored.dtype}"
+    except (TypeError, ValueError):
+        described = "a type with no numpy dtype"
+    if isinstance(stored, h5py.h5t.TypeFloatID):
+        described += (f" ({stored.get_size()} bytes, precision {stored.get_precision()}, "
+                      f"exponent bias {stored.get_ebias()}, sign/exponent/mantissa fields "
+                      f"{stored.get_fields()})")
+    return described
+
+
+def validate_transitions(path: Path, arrays: Mapping[str, np.ndarray], prefix: str = "") -> None:
+    """The transition arrays (``observations`` ... ``timeouts``, already of their documented
+    dtypes): consistent shapes, finite values, actions inside the box ``[-1, 1]``, and a last
+    transition that ends an episode. ``prefix`` goes before each key in an error
+    (``task02/``: a group of a lifetime file)."""
+    def where(key: str) -> str:
+        return f"key {prefix + key!r}"
+
     obs = arrays["observations"]
     if obs.ndim != 2:
-        raise _schema_error(path, "key 'observations'", "a 2-D array (N, obs_dim)", f"shape {obs.shape}")
+        raise _schema_error(path, where("observations"), "a 2-D array (N, obs_dim)",
+                            f"shape {obs.shape}")
     n = obs.shape[0]
+    if n == 0:
+        raise _schema_error(path, where("observations"), "at least one transition", "N=0")
     if arrays["actions"].ndim != 2:
-        raise _schema_error(
-            path, "key 'actions'", "a 2-D array (N, act_dim)", f"shape {arrays['actions'].shape}"
-        )
+        raise _schema_error(path, where("actions"), "a 2-D array (N, act_dim)",
+                            f"shape {arrays['actions'].shape}")
     if arrays["next_observations"].shape != obs.shape:
-        raise _schema_error(
-            path, "key 'next_observations'", f"shape {obs.shape}", f"shape {arrays['next_observations'].shape}"
-        )
+        raise _schema_error(path, where("next_observations"), f"shape {obs.shape}",
+                            f"shape {arrays['next_observations'].shape}")
     for key in FLOAT_KEYS:
-        if arrays[key].dtype.kind != "f":
-            raise _schema_error(path, f"key {key!r}", "a float dtype", f"dtype {arrays[key].dtype}")
-        if arrays[key].shape[0] != n:
-            raise _schema_error(path, f"key {key!r}", f"length {n} (N of observations)", f"length {arrays[key].shape[0]}")
+        if key in arrays and arrays[key].shape[0] != n:
+            raise _schema_error(path, where(key), f"length {n} (N of observations)",
+                                f"length {arrays[key].shape[0]}")
     for key in ("rewards", "mc_returns") + BOOL_KEYS:
-        if arrays[key].shape != (n,):
-            raise _schema_error(path, f"key {key!r}", f"shape ({n},)", f"shape {arrays[key].shape}")
-    for key in BOOL_KEYS:
-        if arrays[key].dtype != np.bool_:
-            raise _schema_error(path, f"key {key!r}", "dtype bool", f"dtype {arrays[key].dtype}")
+        if key in arrays and arrays[key].shape != (n,):
+            raise _schema_error(path, where(key), f"shape ({n},)", f"shape {arrays[key].shape}")
     for key in FLOAT_KEYS:
+        if key not in arrays:
+            continue
         bad = ~np.isfinite(arrays[key])
         if bad.any():
             first = int(np.argwhere(bad)[0][0])
-            raise _schema_error(path, f"key {key!r}", "finite values",
+            raise _schema_error(path, where(key), "finite values",
                                 f"{int(bad.sum())} NaN/inf, the first at row {first}")
     actions = arrays["actions"]
     if actions.size and np.abs(actions).max() > 1.0 + 1e-6:
         row = int(np.argwhere(np.abs(actions) > 1.0 + 1e-6)[0][0])
-        raise _schema_error(path, "key 'actions'", "values in the action box [-1, 1]",
+        raise _schema_error(path, where("actions"), "values in the action box [-1, 1]",
                             f"{float(np.abs(actions).max()):.3g} at row {row}")
+    if not (arrays["terminals"][-1] or arrays["timeouts"][-1]):
+        raise _schema_error(path, f"keys {prefix + 'terminals'!r}/{prefix + 'timeouts'!r}",
+                            "the last transition to end an episode", "an unfinished episode")
 
+
+def check_task_identity(path: Path, family: str, env_id: str, task_id: int, obs_dim: int,
+                        act_dim: int, params: Mapping[str, Any] | None = None) -> None:
+    """``family`` is a registered task family and the file's ``env_id``, ``task_id``,
+    observation and action sizes and (when given) ``task_params`` are those of its
+    environment (:data:`macaw.envs.FAMILIES`): a relabelled file of another family fails."""
+    # Imported when a file is checked: what only reads splits (macaw.data.splits, the splits
+    # stage) needs no environment.
+    from macaw.envs import FAMILIES, task_params as family_task_params
+
+    fam = FAMILIES.get(family)
+    if fam is None:
+        raise _schema_error(path, "attribute 'family'", f"one of {sorted(FAMILIES)}",
+                            repr(family))
+    if env_id != fam.env_id:
+        raise _schema_error(path, "attribute 'env_id'",
+                            f"{fam.env_id!r} (the environment of family {family!r})",
+                            repr(env_id))
+    if not 0 <= task_id < fam.n_tasks:
+        raise _schema_error(path, "attribute 'task_id'",
+                            f"a task of {family!r} (0..{fam.n_tasks - 1})", task_id)
+    for key, found, expected in (("observations", obs_dim, fam.obs_dim),
+                                 ("actions", act_dim, fam.act_dim)):
+        if found != expected:
+            raise _schema_error(path, f"key {key!r}",
+                                f"{expected} columns (the {key} of {fam.env_id})",
+                                f"{found} columns")
+    if params is not None:
+        expected_params = json.loads(json.dumps(family_task_params(family, task_id)))
+        if not _same_params(dict(params), expected_params):
+            raise _schema_error(path, "attribute 'task_params'",
+                                f"{json.dumps(expected_params)[:300]} (task {task_id} of "
+                                f"{family!r})", json.dumps(dict(params))[:300])
+
+
+def _same_params(a: Any, b: Any) -> bool:
+    """Equal JSON values, numbers to 1e-9 relative (a task table computed with another libm
+    may differ in the last bit)."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(_same_params(a[k], b[k]) for k in a)
+    if isinstance(a, list) and isinstance(b, list):
+        return len(a) == len(b) and all(_same_params(x, y) for x, y in zip(a, b))
+    numbers = (int, float)
+    if (isinstance(a, numbers) and isinstance(b, numbers)
+            and not isinstance(a, bool) and not isinstance(b, bool)):
+        return math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-12)
+    return type(a) is type(b) and a == b
+
+
+def check_gamma(path: Path, found: float, expected: float | None = None) -> None:
+    """The buffer's discount ``gamma`` lies in (0, 1] and, given the run config's ``expected``,
+    equals it exactly (both come from the same config value)."""
+    if not (math.isfinite(found) and 0.0 < found <= 1.0):
+        raise _schema_error(path, "attribute 'gamma'", "a discount in (0, 1]", found)
+    if expected is not None and found != expected:
+        raise _schema_error(path, "attribute 'gamma'",
+                            f"{expected} (the config's gamma, the discount of 'mc_returns')",
+                            found)
+
+
+def check_episode_returns(path: Path, rewards: np.ndarray, starts: np.ndarray,
+                          returns: np.ndarray, name: str = "episode_returns") -> None:
+    """``returns`` (one per episode, episodes starting at ``starts``) are the summed rewards,
+    to :data:`VALUE_RTOL` of the summed absolute rewards."""
+    r = rewards.astype(np.float64)
+    sums = np.add.reduceat(r, starts)
+    scale = np.add.reduceat(np.abs(r), starts)
+    bad = np.abs(returns.astype(np.float64) - sums) > VALUE_RTOL * scale + 1e-6
+    if bad.any():
+        e = int(np.argmax(bad))
+        raise _schema_error(path, f"key {name!r}", "the summed 'rewards' of each episode",
+                            f"{float(returns[e]):.6g} for episode {e}, whose rewards sum to "
+                            f"{sums[e]:.6g} ({int(bad.sum())} of {bad.size} episodes differ)")
+
+
+def check_mc_returns(path: Path, arrays: Mapping[str, np.ndarray], gamma: float) -> None:
+    """``mc_returns`` follow from ``rewards`` and ``gamma``: ``R_t = r_t + gamma R_{t+1}``
+    inside an episode and ``R_t = r_t`` at its last transition, row by row (vectorised, O(N);
+    a local residual, so it holds however the returns were summed)."""
+    r = arrays["rewards"].astype(np.float64)
+    m = arrays["mc_returns"].astype(np.float64)
+    continues = ~(arrays["terminals"] | arrays["timeouts"])
+    following = np.zeros_like(m)
+    following[:-1] = np.where(continues[:-1], m[1:], 0.0)
+    target = r + gamma * following
+    scale = np.abs(r) + np.abs(m) + gamma * np.abs(following)
+    bad = np.abs(m - target) > VALUE_RTOL * scale + 1e-6
+    if bad.any():
+        t = int(np.argmax(bad))
+        raise _schema_error(path, "key 'mc_returns'",
+                            f"the discounted returns of 'rewards' with attribute 'gamma' {gamma} "
+                            "(R_t = r_t + gamma R_t+1 within an episode)",
+                            f"{m[t]:.6g} at row {t} where they give {target[t]:.6g} "
+                            f"({int(bad.sum())} of {bad.size} rows differ)")
+
+
+def _validate_derived(path: Path, arrays: dict[str, np.ndarray], gamma: float) -> None:
+    """The fields computed from the transitions: episode starts, returns, successes, MC
+    returns."""
+    n = arrays["observations"].shape[0]
     starts = arrays["episode_starts"]
-    if starts.ndim != 1 or starts.dtype.kind not in "iu" or starts.size == 0:
+    if starts.ndim != 1 or starts.size == 0:
         raise _schema_error(
             path, "key 'episode_starts'", "a non-empty 1-D integer array", f"shape {starts.shape} dtype {starts.dtype}"
         )
@@ -440,16 +647,18 @@ def _validate_arrays(path: Path, arrays: dict[str, np.ndarray]) -> None:
             f"the {expected_starts.size} episode starts implied by terminals/timeouts",
             f"{starts.size} starts",
         )
-    if ends.size == 0 or ends[-1] != n - 1:
-        raise _schema_error(
-            path, "keys 'terminals'/'timeouts'", "the last transition to end an episode", "an unfinished episode"
-        )
     e = starts.size
     for key in ("episode_returns",) + tuple(k for k in OPTIONAL_KEYS if k in arrays):
         if arrays[key].shape != (e,):
             raise _schema_error(path, f"key {key!r}", f"shape ({e},) (one per episode)", f"shape {arrays[key].shape}")
     if "episode_successes" in arrays:
-        succ = arrays["episode_successes"]
-        if succ.dtype.kind != "f" or not np.all((succ >= 0) & (succ <= 1)):
-            raise _schema_error(path, "key 'episode_successes'", "float values in [0, 1]",
-                                f"dtype {succ.dtype}, values {succ[:5]}...")
+        check_successes(path, arrays["episode_successes"])
+    check_episode_returns(path, arrays["rewards"], starts, arrays["episode_returns"])
+    check_mc_returns(path, arrays, gamma)
+
+
+def check_successes(path: Path, successes: np.ndarray, name: str = "episode_successes") -> None:
+    """Per-episode success flags lie in [0, 1]."""
+    if not np.all((successes >= 0) & (successes <= 1)):
+        raise _schema_error(path, f"key {name!r}", "float values in [0, 1]",
+                            f"{successes[:5]}...")

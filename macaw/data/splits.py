@@ -17,6 +17,13 @@ Definitions (task ids index each family's fixed task list):
   :mod:`macaw.envs.ml45`); train = 0..44 (its 45 training environments).
 
 ``available`` (the task ids a config actually built buffers for) is intersected with both lists.
+
+A test task that is also a training task voids a meta-test result, so every family but
+cheetah-dir (:data:`SHARED_TASK_FAMILIES`) refuses such a split (:func:`check_overlap`; both
+``macaw make-split`` and ``macaw meta-train`` check). The exception is a memorisation check, a
+diagnostic that evaluates on training tasks on purpose: it opts in with ``memorisation_check``
+(``--memorisation-check``), which makes the test tasks the training tasks and is recorded in
+the split file and the run's ``config.yaml``.
 """
 
 from __future__ import annotations
@@ -43,6 +50,10 @@ _STANDARD_TEST: dict[str, tuple[int, ...]] = {
     "ml45": (45, 46, 47, 48, 49),
 }
 
+SHARED_TASK_FAMILIES = ("cheetah-dir",)
+"""Families whose paper split trains and tests on the same tasks (cheetah-dir's two
+directions, a proof of concept with no held-out task)."""
+
 _CHEETAH_VEL_TRAIN: dict[str, Callable[[int], bool]] = {
     "sparse20": lambda i: i % 2 == 0,
     "sparse10": lambda i: i % 4 == 0,
@@ -52,14 +63,37 @@ _CHEETAH_VEL_TRAIN: dict[str, Callable[[int], bool]] = {
 }
 
 
+def check_overlap(family: str, train: list[int], test: list[int],
+                  memorisation_check: bool = False, where: str = "split") -> None:
+    """Refuse test tasks that are training tasks (a voided meta-test), except for the
+    families of :data:`SHARED_TASK_FAMILIES`; with ``memorisation_check`` (a diagnostic that
+    evaluates on training tasks) require the opposite: some test task is a training task.
+    ``where`` names the split in the error (a file, a run)."""
+    shared = sorted(set(train) & set(test))
+    if memorisation_check:
+        if not shared:
+            raise ValueError(
+                f"{where}: memorisation check expected test tasks that are training tasks, "
+                f"found none (train {sorted(train)}, test {sorted(test)}); drop "
+                "--memorisation-check for a held-out split")
+    elif shared and family not in SHARED_TASK_FAMILIES:
+        raise ValueError(
+            f"{where}: test task(s) {shared} of {family!r} are also training tasks; expected "
+            f"disjoint train and test lists (only {', '.join(SHARED_TASK_FAMILIES)} trains and "
+            "tests on the same tasks, as the paper). To evaluate on training tasks on purpose "
+            "(a memorisation check), pass --memorisation-check")
+
+
 def make_split(
-    family: str, split: str, n_tasks: int, available: list[int] | None = None
+    family: str, split: str, n_tasks: int, available: list[int] | None = None,
+    memorisation_check: bool = False,
 ) -> dict[str, list[int]]:
     """``{"train": [...], "test": [...]}`` (sorted task ids) for ``family``/``split``.
 
     Task ids run over ``range(n_tasks)``; ids of the fixed test lists at or above ``n_tasks`` are
-    dropped. With ``available`` both lists are intersected with it. Raises ``ValueError`` for an
-    unknown family/split, or if train or test comes out empty.
+    dropped. With ``available`` both lists are intersected with it. ``memorisation_check``:
+    the test tasks are the training tasks (a diagnostic, e.g. ``sparse3``'s {0, 16, 32}).
+    Raises ``ValueError`` for an unknown family/split, or if train or test comes out empty.
     """
     if family not in SPLITS:
         raise ValueError(f"unknown task family {family!r}; expected one of {sorted(SPLITS)}")
@@ -82,12 +116,16 @@ def make_split(
                              f"ids are 0..{n_tasks - 1}")
         train &= avail
         test &= avail
+    if memorisation_check:
+        test = set(train)
     for name, ids in (("train", train), ("test", test)):
         if not ids:
             raise ValueError(
                 f"split {split!r} of family {family!r} has an empty {name} list "
                 f"(n_tasks={n_tasks}, available={None if available is None else sorted(available)})"
             )
+    check_overlap(family, sorted(train), sorted(test), memorisation_check,
+                  f"split {split!r} of family {family!r}")
     return {"train": sorted(train), "test": sorted(test)}
 
 
@@ -95,12 +133,19 @@ def write_split(path: str | os.PathLike, split_dict: Mapping[str, list[int]], me
     """Atomically write a split as JSON: ``train``, ``test`` plus ``family``, ``split``, ``available``.
 
     ``meta`` must hold ``family`` and ``split``; ``available`` defaults to None; any other meta
-    keys (e.g. the producing config) are written too.
+    keys (e.g. the producing config) are written too. Test tasks that are training tasks are
+    refused (:func:`check_overlap`) unless ``meta["memorisation_check"]`` is true, which the
+    file then records.
     """
     path = Path(path)
     for key in ("family", "split"):
         if key not in meta:
             raise ValueError(f"write_split: meta is missing {key!r}")
+    check_overlap(str(meta["family"]), list(split_dict["train"]), list(split_dict["test"]),
+                  bool(meta.get("memorisation_check")), str(path))
+    if not meta.get("memorisation_check"):
+        # Written only when true: the standard split files stay byte-identical.
+        meta = {k: v for k, v in meta.items() if k != "memorisation_check"}
     payload = {
         **dict(meta),
         "available": None if meta.get("available") is None else sorted(int(i) for i in meta["available"]),
