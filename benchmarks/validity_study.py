@@ -64,7 +64,8 @@ WIDE = {"all": {"inner_quality": "all", "outer_quality": "all"},
 
 
 def runs() -> list[Run]:
-    """Every run, the most decisive first: (a), (b), (c) seed by seed, then (e) (the 3 seeds of MACAW on
+    """Every run, the most decisive first: (a)'s whole-lifetime windows, (b), (c)'s seed 0,
+    (a)'s 150-episode windows, (c)'s other seeds, then (e) (the 3 seeds of MACAW on
     sparse5 / sparse3 as in fig4_right_3seeds, kept with their checkpoints for test-time
     steps; their train.csv also carries (f)'s value and weight diagnostics), then (d)."""
     # Every comparison's baseline (the default last-50 window, MACAW's bad and medium windows)
@@ -73,13 +74,14 @@ def runs() -> list[Run]:
     out = []
     for split in ("sparse5", "sparse3"):
         out += [Run("a", split, m, m, 0) for m in ("macaw", "mt_ft")]
-        for window, o in WIDE.items():
-            out += [Run("a", split, f"{m}-{window}", m, 0, o) for m in ("mt_ft", "macaw")]
+        out += [Run("a", split, f"{m}-all", m, 0, WIDE["all"]) for m in ("mt_ft", "macaw")]
     out += [Run("b", "memorise3", m, m, 0) for m in ("macaw", "meta_bc", "mt_ft")]
-    for seed in (0, 1, 2):
-        for window in ("bad", "medium"):
-            out += [Run("c", "standard", f"{m}-{window}", m, seed, {"inner_quality": window})
-                    for m in ("meta_bc", "macaw")]
+    c_runs = [Run("c", "standard", f"{m}-{window}", m, seed, {"inner_quality": window})
+              for seed in (0, 1, 2) for window in ("bad", "medium") for m in ("meta_bc", "macaw")]
+    out += c_runs[:4]                                   # seed 0
+    for split in ("sparse5", "sparse3"):
+        out += [Run("a", split, f"{m}-w150", m, 0, WIDE["w150"]) for m in ("mt_ft", "macaw")]
+    out += c_runs[4:]
     for split in ("sparse5", "sparse3"):
         out += [Run("e", split, "macaw", "macaw", s) for s in (0, 1, 2)]
     for split in ("sparse20", "sparse10"):
