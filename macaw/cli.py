@@ -311,6 +311,7 @@ def cmd_plot_fig6(args: argparse.Namespace) -> None:
 
 def cmd_inspect_buffer(args: argparse.Namespace) -> None:
     from macaw.data import load_task_buffer
+    from macaw.data.windows import PLATEAU_EPISODES, PLATEAU_FRACTION, post_plateau_share
     from macaw.provenance import describe
 
     bad = []
@@ -322,9 +323,13 @@ def cmd_inspect_buffer(args: argparse.Namespace) -> None:
             bad.append(str(path))
             continue
         r = b.episode_returns
+        share, plateau = post_plateau_share(b)
         print(f"{path}: {b.family} task {b.task_id} ({b.env_id}, {b.algorithm}), "
               f"{len(b)} transitions, {b.n_episodes} episodes, return first {r[0]:.1f} "
               f"last {r[-1]:.1f} max {r.max():.1f}, params {json.dumps(b.task_params)}")
+        print(f"  composition: {share:.0%} of the transitions after the plateau (from episode "
+              f"{plateau}, where the {PLATEAU_EPISODES}-episode mean return has covered "
+              f"{PLATEAU_FRACTION:.0%} of the lifetime's improvement)")
         print(f"  made by: {describe(b.provenance)}")
     if bad:
         raise ValueError(f"{len(bad)} of {len(args.buffers)} buffer files are invalid: "

@@ -260,3 +260,12 @@ def test_separate_inner_rates_initialise_rho_to_inverse_softplus(value_lr, polic
             assert value.item() == pytest.approx(math.log(math.exp(expected) - 1), rel=1e-12)
         for lr_tensor in model.inner_lrs(which).values():
             assert lr_tensor.item() == pytest.approx(expected, rel=1e-9)
+
+
+def test_effective_sample_size_by_hand():
+    """Kish's ESS as a share of the batch: uniform weights 1, one non-zero weight 1/B, and
+    weights (1, 1, 2, 4) give 8^2 / 22 / 4."""
+    from macaw.algos.macaw import effective_sample_size
+
+    w = torch.tensor([[1.0, 1.0, 1.0, 1.0], [0.0, 0.0, 5.0, 0.0], [1.0, 1.0, 2.0, 4.0]])
+    assert effective_sample_size(w).tolist() == pytest.approx([1.0, 0.25, 64 / 22 / 4])

@@ -73,6 +73,10 @@ def test_run_layout_and_eval_csv(tiny_buffers, tmp_path):
     assert train.step.tolist() == [3, 6]
     assert (train.adv_coef > 0).all() and (train.policy_inner_lr > 0).all()
     assert (train.heldout_value_loss_before > 0).all()
+    assert (train.heldout_target_var > 0).all()
+    # Kish's ESS as a share of the batch: 1 for uniform weights, 1/256 for one sample.
+    for ess in (train.inner_weight_ess, train.outer_weight_ess):
+        assert ((ess > 1 / cfg.inner_batch) & (ess <= 1.0)).all()
     resolved = yaml.safe_load((tmp_path / "config.yaml").read_text())
     assert resolved["train_tasks"] == [3] and resolved["test_tasks"] == [11]
     assert resolved["provenance"]["torch"] == torch.__version__

@@ -32,3 +32,15 @@ def test_post_plateau_share_counts_transitions_from_the_plateau_episode():
                             "__len__": lambda self: 200})()
     share, episode = post_plateau_share(buffer)
     assert episode == 17 and share == pytest.approx(23 / 40)
+
+
+def test_inspect_buffer_prints_the_lifetime_composition(tiny_buffers, capsys):
+    """The share printed is the one computed from the file's episode returns and starts."""
+    from macaw.cli import main
+    from macaw.data import load_task_buffer
+
+    path = tiny_buffers[3]
+    share, episode = post_plateau_share(load_task_buffer(path))
+    assert main(["inspect-buffer", str(path)]) == 0
+    assert (f"  composition: {share:.0%} of the transitions after the plateau (from episode "
+            f"{episode}, where the 10-episode mean return") in capsys.readouterr().out

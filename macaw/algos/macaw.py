@@ -209,7 +209,7 @@ class MACAW(nn.Module):
                                   data.outer_batch, rng)
         before, after = held_out_value_losses(self, batch)
         return {**self.inner_rate_summary(), "heldout_value_loss_before": before,
-                "heldout_value_loss_after": after}
+                "heldout_value_loss_after": after, **advantage_weight_summary(self, batch)}
 
     def online_agent(self, context: Batch) -> "MACAWOnlineAgent":
         """Online fine-tuning on one test task (paper C.2), starting from ``context`` (B, ...)."""
@@ -392,6 +392,36 @@ def held_out_value_losses(model: MACAW, batch: MetaBatch) -> tuple[float, float]
                                           batch.outer.observations), target)
         after = value_loss(value_forward(adapted.value, batch.outer.observations), target)
     return float(before.mean()), float(after.mean())
+
+
+def effective_sample_size(weights: torch.Tensor) -> torch.Tensor:
+    """``(sum w)^2 / sum w^2 / B`` over the last axis: 1 for uniform weights, ``1/B`` when one
+    sample carries them all (Kish's effective sample size, as a fraction of the batch)."""
+    return weights.sum(-1) ** 2 / (weights ** 2).sum(-1) / weights.shape[-1]
+
+
+def advantage_weight_summary(model: MACAW, batch: MetaBatch) -> dict[str, float]:
+    """Diagnostic: does the value carry signal into AWR's weights? The mean over tasks of the
+    variance of the outer value target (the scale that the held-out value loss is measured
+    against: a value that predicts nothing has a loss of about this) and the effective
+    sample size (:func:`effective_sample_size`) of the normalised, clipped weights of the
+    inner and the outer policy loss."""
+    cfg = model.cfg
+    if cfg.behaviour_cloning:
+        return {"heldout_target_var": math.nan, "inner_weight_ess": math.nan,
+                "outer_weight_ess": math.nan}
+    with torch.enable_grad():
+        adapted = adapt(model, batch.inner, cfg.inner_steps)
+    with torch.no_grad():
+        target = _targets(cfg, batch.outer, adapted.value_target)
+        # both policy losses weigh by the adapted value's advantages (Algorithm 1)
+        inner = awr_weights(policy_advantages(cfg, adapted.value, batch.inner),
+                            cfg.temperature, cfg.max_weight)
+        outer = awr_weights(policy_advantages(cfg, adapted.value, batch.outer),
+                            cfg.temperature, cfg.max_weight)
+    return {"heldout_target_var": float(target.var(-1).mean()),          # (tasks, batch)
+            "inner_weight_ess": float(effective_sample_size(inner).mean()),
+            "outer_weight_ess": float(effective_sample_size(outer).mean())}
 
 
 # ------------------------------------------------------------------------ reference path

@@ -28,11 +28,13 @@ rule meta_train:
         method=lambda w: meta_train_params(w.family, w.method)[0],
         meta=lambda w: json.dumps(meta_train_params(w.family, w.method)[1]),
         run_dir=lambda w, output: os.path.dirname(output.eval),
+        gamma=config["gamma"],
     shell:
         "macaw meta-train --family {wildcards.family} --split {input.split}"
         " --buffers-dir results/buffers/{wildcards.family} --method {params.method}"
-        " --seed {wildcards.seed} --params {params.meta:q} --threads {threads}"
-        " --run-dir {params.run_dir} --restart-on-config-change 2>&1 | tee {log}"
+        " --seed {wildcards.seed} --params {params.meta:q} --gamma {params.gamma}"
+        " --threads {threads} --run-dir {params.run_dir} --restart-on-config-change"
+        " 2>&1 | tee {log}"
 
 
 rule runs:
