@@ -1,4 +1,4 @@
-"""The numbers behind docs/results/validity/README.md's readings (issue 33, §2).
+"""The numbers behind docs/results/validity/README.md's readings (its §2 experiments).
 
 Reads the runs of ``benchmarks/validity_study.py`` (``results/validity/``, or ``--runs``), each
 compared with its baseline of the same data build (also there), and writes one CSV per experiment

@@ -1,4 +1,4 @@
-"""Issue 33 §2: the discriminating experiments of docs/results/validity/README.md.
+"""The discriminating experiments of docs/results/validity/README.md (controls of the benchmark).
 
 Runs ``macaw meta-train`` (and ``macaw test-time-steps``) one after another on the default
 cheetah-vel buffers, with the default config's meta-training parameters (read from

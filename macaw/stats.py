@@ -7,7 +7,7 @@ evaluations in ``eval.csv`` (every episode of them). The **adaptation gain** ("a
 adds") is the same mean of ``return - unadapted_return`` (NaN where the unadapted policy was not
 evaluated).
 
-The **controls** (issue 33) say whether a comparison can test the paper's claims at all:
+The **controls** (`docs/usage.md` "Final scores") say whether a comparison can test the paper's claims at all:
 
 - *untrained + adaptation*: the step-0 evaluation's adapted return, an untrained network plus
   the method's own adaptation (MACAW's inner step, MT+FT's fine-tuning);

@@ -1,4 +1,4 @@
-"""Where a behaviour lifetime's plateau starts, and how much of it comes after (issue 33's
+"""Where a behaviour lifetime's plateau starts, and how much of it comes after (the
 composition of a lifetime, printed by ``macaw inspect-buffer``)."""
 
 from __future__ import annotations

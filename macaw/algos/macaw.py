@@ -107,8 +107,8 @@ class MACAWConfig:
     """Gradient steps of adaptation (value, then policy)."""
     inner_value_steps: PositiveInt | None = None
     """Value steps of adaptation; None: ``inner_steps`` (Algorithm 2). A learned value rate is
-    tuned for the steps it was trained with, and repeating it can diverge (README, test-time
-    steps); 1 with ``inner_steps`` > 1 repeats only the policy step."""
+    tuned for the steps it was trained with, and repeating it can diverge
+    (docs/results/cheetah_vel_steps/); 1 with ``inner_steps`` > 1 repeats only the policy step."""
     temperature: PositiveFloat = 1.0
     """AWR temperature T."""
     max_weight: PositiveFloat = 20.0
