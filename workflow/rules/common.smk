@@ -258,12 +258,14 @@ def figure_runs(figure):
 
 def sparsity_common_tasks():
     """The test tasks that every sparse split of Fig. 4 right shares (its second panel)."""
+    if target_family_missing("fig4_right"):
+        return []
     splits = [
         s
         for s in SPARSITY_SPLITS
         if s.startswith("sparse") and s in config["families"]["cheetah-vel"]["splits"]
     ]
-    if target_family_missing("fig4_right") or not splits:
+    if not splits:
         return []
     return sorted(set.intersection(*(set(split_tasks("cheetah-vel", s)["test"]) for s in splits)))
 
