@@ -207,9 +207,14 @@ class MACAW(nn.Module):
         transitions before and after the inner step."""
         batch = sample_meta_batch(tasks, data.tasks_per_batch, data.inner_batch,
                                   data.outer_batch, rng)
-        before, after = held_out_value_losses(self, batch)
+        adapted = None
+        if not self.cfg.behaviour_cloning:       # one inner loop serves both diagnostics
+            with torch.enable_grad():
+                adapted = adapt(self, batch.inner, self.cfg.inner_steps)
+        before, after = held_out_value_losses(self, batch, adapted)
         return {**self.inner_rate_summary(), "heldout_value_loss_before": before,
-                "heldout_value_loss_after": after, **advantage_weight_summary(self, batch)}
+                "heldout_value_loss_after": after,
+                **advantage_weight_summary(self, batch, adapted)}
 
     def online_agent(self, context: Batch) -> "MACAWOnlineAgent":
         """Online fine-tuning on one test task (paper C.2), starting from ``context`` (B, ...)."""
@@ -378,14 +383,17 @@ def meta_loss(model: MACAW, batch: MetaBatch) -> tuple[torch.Tensor, torch.Tenso
     return lv.sum(), lp.sum()
 
 
-def held_out_value_losses(model: MACAW, batch: MetaBatch) -> tuple[float, float]:
+def held_out_value_losses(model: MACAW, batch: MetaBatch, adapted: Adapted | None = None,
+                          ) -> tuple[float, float]:
     """Diagnostic: the mean over tasks of the value loss on the outer (held-out) transitions
-    before and after the inner step, both against the same target (the outer value target)."""
+    before and after the inner step, both against the same target (the outer value target).
+    ``adapted``: the inner loop's result on ``batch.inner``, when the caller has it."""
     cfg = model.cfg
     if cfg.behaviour_cloning:
         return math.nan, math.nan
-    with torch.enable_grad():
-        adapted = adapt(model, batch.inner, cfg.inner_steps)
+    if adapted is None:
+        with torch.enable_grad():
+            adapted = adapt(model, batch.inner, cfg.inner_steps)
     with torch.no_grad():
         target = _targets(cfg, batch.outer, adapted.value_target)
         before = value_loss(value_forward(_weights(model.value_net, model.params("value")),
@@ -400,7 +408,8 @@ def effective_sample_size(weights: torch.Tensor) -> torch.Tensor:
     return weights.sum(-1) ** 2 / (weights ** 2).sum(-1) / weights.shape[-1]
 
 
-def advantage_weight_summary(model: MACAW, batch: MetaBatch) -> dict[str, float]:
+def advantage_weight_summary(model: MACAW, batch: MetaBatch, adapted: Adapted | None = None,
+                             ) -> dict[str, float]:
     """Diagnostic: does the value carry signal into AWR's weights? The mean over tasks of the
     variance of the outer value target (the scale that the held-out value loss is measured
     against: a value that predicts nothing has a loss of about this) and the effective
@@ -410,8 +419,9 @@ def advantage_weight_summary(model: MACAW, batch: MetaBatch) -> dict[str, float]
     if cfg.behaviour_cloning:
         return {"heldout_target_var": math.nan, "inner_weight_ess": math.nan,
                 "outer_weight_ess": math.nan}
-    with torch.enable_grad():
-        adapted = adapt(model, batch.inner, cfg.inner_steps)
+    if adapted is None:
+        with torch.enable_grad():
+            adapted = adapt(model, batch.inner, cfg.inner_steps)
     with torch.no_grad():
         target = _targets(cfg, batch.outer, adapted.value_target)
         # both policy losses weigh by the adapted value's advantages (Algorithm 1)
