@@ -14,7 +14,7 @@ OUT=${OUT:-results/study}
 SEEDS=${SEEDS:-"0 1 2"}
 CURVE_STEPS=${CURVE_STEPS:-10000}   # MACAW and MT+FT
 ABLATIONS=${ABLATIONS:-1}          # 0: the curves only
-BASE='"window_trajectories": 50, "inner_quality": "good", "outer_quality": "good", "eval_every": 500, "checkpoint_every": 500'
+BASE='"window_episodes": 50, "inner_window": "good", "outer_window": "good", "eval_every": 500, "checkpoint_every": 500'
 run() {  # name method seed steps extra-json
   local dir="$OUT/$1/seed$3"
   [ -f "$dir/eval.csv" ] && grep -q "^$4," "$dir/eval.csv" && return 0
@@ -30,7 +30,7 @@ for seed in $SEEDS; do
   [ "$ABLATIONS" = 1 ] || continue
   run macaw-uniform-init macaw "$seed" 3000 ', "macaw": {"wt_init": "uniform"}'
   run macaw-no-bootstrap macaw "$seed" 3000 ', "macaw": {"bootstrap": false}'
-  run macaw-stride1 macaw "$seed" 3000 ', "buffer_skip": 1, "inner_buffer_skip": 1'
-  run macaw-window-all macaw "$seed" 3000 ', "inner_quality": "all", "outer_quality": "all"'
+  run macaw-stride1 macaw "$seed" 3000 ', "outer_stride": 1, "inner_stride": 1'
+  run macaw-window-all macaw "$seed" 3000 ', "inner_window": "all", "outer_window": "all"'
 done
 echo "$(date -u +%H:%M:%S) done"

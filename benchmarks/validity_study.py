@@ -59,8 +59,8 @@ def default_params(method: str) -> dict:
     return params
 
 
-WIDE = {"all": {"inner_quality": "all", "outer_quality": "all"},
-        "w150": {"window_trajectories": 150}}
+WIDE = {"all": {"inner_window": "all", "outer_window": "all"},
+        "w150": {"window_episodes": 150}}
 
 
 def runs() -> list[Run]:
@@ -76,7 +76,7 @@ def runs() -> list[Run]:
         out += [Run("a", split, m, m, 0) for m in ("macaw", "mt_ft")]
         out += [Run("a", split, f"{m}-all", m, 0, WIDE["all"]) for m in ("mt_ft", "macaw")]
     out += [Run("b", "memorise3", m, m, 0) for m in ("macaw", "meta_bc", "mt_ft")]
-    c_runs = [Run("c", "standard", f"{m}-{window}", m, seed, {"inner_quality": window})
+    c_runs = [Run("c", "standard", f"{m}-{window}", m, seed, {"inner_window": window})
               for seed in (0, 1, 2) for window in ("bad", "medium") for m in ("meta_bc", "macaw")]
     out += c_runs[:4]                                   # seed 0
     for split in ("sparse5", "sparse3"):

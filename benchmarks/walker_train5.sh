@@ -4,7 +4,7 @@
 # with exactly the parameters Snakemake gave the standard runs. Run from the checkout that built
 # them, after copying docs/results/walker_tasks20/train5.json to results/splits/walker-params/.
 set -euo pipefail
-P='{"steps": 2000, "eval_every": 250, "checkpoint_every": 250, "eval_episodes": 3, "window_trajectories": 50, "inner_quality": "good", "outer_quality": "good", "buffer_skip": 7, "inner_buffer_skip": 7, "macaw": {}, "mt_ft": {"value_lr": 1e-05, "adapt_value_lr": 1e-05}}'
+P='{"steps": 2000, "eval_every": 250, "checkpoint_every": 250, "eval_episodes": 3, "window_episodes": 50, "inner_window": "good", "outer_window": "good", "outer_stride": 7, "inner_stride": 7, "macaw": {}, "mt_ft": {"value_lr": 1e-05, "adapt_value_lr": 1e-05}}'
 run() {  # METHOD SEED
   mkdir -p results/logs/train5
   macaw meta-train --family walker-params --split results/splits/walker-params/train5.json \

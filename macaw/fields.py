@@ -36,6 +36,12 @@ UnitFraction = Annotated[float, Field(gt=0, le=1)]
 OpenFraction = Annotated[float, Field(ge=0, lt=1)]
 """A number in [0, 1) (the weight of the old value in a Polyak average)."""
 
+QUALITY_WINDOWS = ("bad", "medium", "good")
+"""The data windows of paper Fig. 4 left: the first / middle / last ``window_episodes`` episodes
+of a behaviour lifetime (a run directory's method may carry one as a suffix: ``macaw-bad``)."""
+WINDOWS = ("all", *QUALITY_WINDOWS)
+"""Every window a run can sample from: the whole lifetime or one of the quality windows."""
+
 _CONFIG = ConfigDict(strict=True, extra="forbid", use_attribute_docstrings=True)
 
 

@@ -17,11 +17,11 @@ A run lives in ``results/runs/{family}/{split}/{method}/seed{seed}/``:
 
 Data (docs/design.md §4.1, the authors' code): per meta-step ``tasks_per_batch`` training tasks; for
 each an inner batch of ``inner_batch`` *consecutive rows* of its inner window sub-sampled with
-stride ``inner_buffer_skip`` (so with the authors' 7 it spans ~9 episodes), and an outer batch
+stride ``inner_stride`` (so with the authors' 7 it spans ~9 episodes), and an outer batch
 of ``outer_batch`` rows drawn uniformly from its outer window sub-sampled with
-``buffer_skip``, never sharing a transition with the inner batch (docs/design.md §4; the authors
+``outer_stride``, never sharing a transition with the inner batch (docs/design.md §4; the authors
 did not enforce this). The windows are the whole lifetime (``all``, the authors') or the first /
-middle / last ``window_trajectories`` episodes (bad / medium / good, Fig. 4 left). Meta-test
+middle / last ``window_episodes`` episodes (bad / medium / good, Fig. 4 left). Meta-test
 adaptation batches are uniform over the inner window.
 """
 
@@ -33,7 +33,7 @@ import math
 import time
 from dataclasses import field
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, ClassVar, Literal
 
 import numpy as np
 import torch
@@ -96,16 +96,16 @@ class MetaTrainConfig:
     eval_unadapted: bool = True
     """Also roll out the unadapted meta-policy in every evaluation episode (the
     ``unadapted_return`` column: the adaptation gain's baseline)."""
-    inner_quality: Literal[WINDOWS] = "all"
+    inner_window: Literal[WINDOWS] = "all"
     """Window of the inner / meta-test adaptation data: all (the whole lifetime, the
     authors' standard), bad, medium or good (Fig. 4 left)."""
-    outer_quality: Literal["all", "good"] = "all"
+    outer_window: Literal["all", "good"] = "all"
     """Window of the outer batches (and of MT+FT's and PEARL's RL batches): all or good."""
-    window_trajectories: PositiveInt = 500
+    window_episodes: PositiveInt = 500
     """Episodes per bad / medium / good window (paper: 500)."""
-    buffer_skip: PositiveInt = 7
-    """Stride of the outer window: every buffer_skip-th transition (authors: 7)."""
-    inner_buffer_skip: PositiveInt = 7
+    outer_stride: PositiveInt = 7
+    """Stride of the outer window: every outer_stride-th transition (authors: 7)."""
+    inner_stride: PositiveInt = 7
     """Stride of the inner window (authors: 7; 1 in their data-quality ablation)."""
     device: Literal["auto", "cpu", "cuda"] = "auto"
     """``auto`` (CUDA when present), ``cpu`` or ``cuda``."""
@@ -115,6 +115,13 @@ class MetaTrainConfig:
     """Offline PEARL hyperparameters (:class:`macaw.algos.pearl.PEARLConfig` fields)."""
     mt_ft: dict = field(default_factory=dict)
     """Offline MT+FT hyperparameters (:class:`macaw.algos.mt_ft.MTFTConfig` fields)."""
+
+    RENAMED: ClassVar[dict[str, str]] = {
+        "inner_quality": "inner_window", "outer_quality": "outer_window",
+        "window_trajectories": "window_episodes", "buffer_skip": "outer_stride",
+        "inner_buffer_skip": "inner_stride"}
+    """Old field name -> its new name (:func:`macaw.fields.parse_config` names it; a run
+    directory written before the rename is read with :func:`saved_config`)."""
 
     @classmethod
     def from_dict(cls, values: dict) -> "MetaTrainConfig":
@@ -129,6 +136,14 @@ class MetaTrainConfig:
                 parse_config(registry.config_class(section), getattr(cfg, section),
                              f"meta-training config, section {section!r}")
         return cfg
+
+
+def saved_config(values: dict) -> dict:
+    """A run's saved config (``config.yaml``, a checkpoint's ``config``) with the fields that
+    :attr:`MetaTrainConfig.RENAMED` renamed under their new names, so that a run directory
+    written before a rename resumes and loads as it was (a config the user writes still fails
+    with the old name)."""
+    return {MetaTrainConfig.RENAMED.get(k, k): v for k, v in values.items()}
 
 
 def build_learner(cfg: MetaTrainConfig, obs_dim: int, act_dim: int, n_train_tasks: int,
@@ -199,8 +214,8 @@ def check_tasks(cfg: MetaTrainConfig, train: list[TaskData], test: list[TaskData
 
 
 def _window_advice() -> str:
-    return ("use smaller batches, a larger window_trajectories or a smaller buffer_skip / "
-            "inner_buffer_skip")
+    return ("use smaller batches, a larger window_episodes or a smaller outer_stride / "
+            "inner_stride")
 
 
 def check_batches_fit(cfg: MetaTrainConfig, lifetime_steps: int, episode_steps: int,
@@ -212,21 +227,21 @@ def check_batches_fit(cfg: MetaTrainConfig, lifetime_steps: int, episode_steps: 
     workflow runs it on every run's config before any job; :func:`check_windows` is the exact
     check on the buffers themselves."""
     demand = registry.batch_demand(cfg)
-    inner = window_rows_bound(lifetime_steps, episode_steps, cfg.inner_quality,
-                              cfg.window_trajectories, cfg.inner_buffer_skip)
-    outer = window_rows_bound(lifetime_steps, episode_steps, cfg.outer_quality,
-                              cfg.window_trajectories, cfg.buffer_skip)
+    inner = window_rows_bound(lifetime_steps, episode_steps, cfg.inner_window,
+                              cfg.window_episodes, cfg.inner_stride)
+    outer = window_rows_bound(lifetime_steps, episode_steps, cfg.outer_window,
+                              cfg.window_episodes, cfg.outer_stride)
     problems = [f"{name} is {rows}, but its {window} window holds at most {most} rows"
                 for name, rows, window, most in (
-                    (demand.fields[1], demand.inner, f"inner ({cfg.inner_quality})", inner),
-                    ("eval_batch", cfg.eval_batch, f"inner ({cfg.inner_quality})", inner),
-                    (demand.fields[2], demand.outer, f"outer ({cfg.outer_quality})", outer))
+                    (demand.fields[1], demand.inner, f"inner ({cfg.inner_window})", inner),
+                    ("eval_batch", cfg.eval_batch, f"inner ({cfg.inner_window})", inner),
+                    (demand.fields[2], demand.outer, f"outer ({cfg.outer_window})", outer))
                 if rows > most]
     if problems:
         raise ValueError(f"{where}: {'; '.join(problems)} (lifetimes of {lifetime_steps} "
-                         f"steps, episodes of at most {episode_steps}, window_trajectories "
-                         f"{cfg.window_trajectories}, inner_buffer_skip "
-                         f"{cfg.inner_buffer_skip}, buffer_skip {cfg.buffer_skip}); "
+                         f"steps, episodes of at most {episode_steps}, window_episodes "
+                         f"{cfg.window_episodes}, inner_stride "
+                         f"{cfg.inner_stride}, outer_stride {cfg.outer_stride}); "
                          f"{_window_advice()}")
 
 
@@ -325,6 +340,7 @@ def _meta_train_locked(cfg: MetaTrainConfig, train_buffers: list[Path],
     last_saved = {"step": None}
     ckpt = checkpoint.read()
     if ckpt is not None:
+        ckpt["config"] = saved_config(ckpt.get("config", {}))
         differences = checkpoint.differences(ckpt)
         if differences == [f"steps: {ckpt['config']['steps']!r} -> {cfg.steps!r}"] \
                 and cfg.steps >= ckpt["step"]:
@@ -444,7 +460,7 @@ def load_finished_run(run_dir: Path, test_buffers: list[Path],
     """A finished run's config, its meta-trained learner and the test tasks' data (online
     fine-tuning, test-time-step diagnostics)."""
     run_dir = Path(run_dir)
-    resolved = yaml.safe_load((run_dir / "config.yaml").read_text())
+    resolved = saved_config(yaml.safe_load((run_dir / "config.yaml").read_text()))
     meta = MetaTrainConfig.from_dict({f.name: resolved[f.name]
                                       for f in dataclasses.fields(MetaTrainConfig)})
     device = pick_device(meta.device, "meta-training config")

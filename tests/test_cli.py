@@ -31,7 +31,7 @@ def test_meta_train_help_lists_every_field_with_type_range_and_default(capsys):
 
     out = _help(capsys, "meta-train")
     assert "  steps (integer >= 1; default 10000)\n      Meta-training steps." in out
-    assert "  inner_quality (one of all, bad, medium, good; default 'all')" in out
+    assert "  inner_window (one of all, bad, medium, good; default 'all')" in out
     assert "  macaw.value_target_polyak (number in [0, 1); default 0.9)" in out
     assert "  mt_ft.adapt_steps (integer >= 0; default 20)" in out
     for f in (f.name for f in dataclasses.fields(MetaTrainConfig)):
@@ -46,10 +46,10 @@ def test_set_applies_over_params_with_dotted_sections_and_json_or_yaml_values():
         "meta-train", "--family", "cheetah-vel", "--split", "s.json", "--buffers-dir", "b",
         "--run-dir", "r", "--params", '{"steps": 5, "macaw": {"latent": 8}}',
         "--set", "steps=7", "--set", "macaw.width=64", "--set", "macaw.inner_lr=1e-4",
-        "--set", "inner_quality=good", "--set", "eval_unadapted=false", "--set", "pearl.latent=3"])
+        "--set", "inner_window=good", "--set", "eval_unadapted=false", "--set", "pearl.latent=3"])
     assert cli._params(args) == {"steps": 7, "macaw": {"latent": 8, "width": 64,
                                                        "inner_lr": 1e-4},
-                                 "inner_quality": "good", "eval_unadapted": False,
+                                 "inner_window": "good", "eval_unadapted": False,
                                  "pearl": {"latent": 3}}
     assert args.params == {"steps": 5, "macaw": {"latent": 8}}     # --params itself untouched
 

@@ -147,7 +147,7 @@ def test_strided_windows_and_contiguous_inner_batches_by_hand(tmp_path):
 
 def test_meta_batch_inner_is_contiguous_and_disjoint_from_outer(tmp_path):
     path = _write(tmp_path / "b.h5", [[0.0] * 5] * 8, [False] * 8)
-    task = TaskData(path, "all", 1, torch.device("cpu"), outer_quality="all", inner_stride=2,
+    task = TaskData(path, "all", 1, torch.device("cpu"), outer_window="all", inner_stride=2,
                     outer_stride=2)
     batch = sample_meta_batch([task], 1, 4, 10, np.random.default_rng(3))
     inner = (batch.inner.observations[0, :, 0] / 10 - 1).long()     # transition index

@@ -68,8 +68,8 @@ def point_buffers(tmp_path_factory) -> dict[int, object]:
 def _run(point_buffers, tmp_path, method: str, **params) -> pd.DataFrame:
     base = dict(family="point-goal", method=method, seed=0, steps=300, eval_every=150,
                 checkpoint_every=300, tasks_per_batch=5, inner_batch=64, outer_batch=64,
-                eval_batch=64, eval_episodes=2, inner_quality="all", outer_quality="all",
-                buffer_skip=1, inner_buffer_skip=1, device="cpu")
+                eval_batch=64, eval_episodes=2, inner_window="all", outer_window="all",
+                outer_stride=1, inner_stride=1, device="cpu")
     cfg = MetaTrainConfig.from_dict({**base, **params})
     path = run_meta_training(cfg, [point_buffers[t] for t in TRAIN_TASKS],
                              [point_buffers[t] for t in TEST_TASKS], tmp_path / method,

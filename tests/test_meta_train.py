@@ -19,13 +19,13 @@ from macaw.meta_train import MetaTrainConfig, build_learner, run_meta_training
 def tiny_config(**kw) -> MetaTrainConfig:
     base = {"family": "cheetah-vel", "steps": 6, "eval_every": 3, "checkpoint_every": 2,
             "inner_batch": 32, "outer_batch": 32, "eval_batch": 32, "device": "cpu",
-            "buffer_skip": 2, "inner_buffer_skip": 2,
+            "outer_stride": 2, "inner_stride": 2,
             "macaw": {"width": 16, "latent": 4, "inner_lr": 0.01}}
     return MetaTrainConfig.from_dict({**base, **kw})
 
 
 def test_inner_and_outer_batches_never_share_a_transition(tiny_buffers):
-    cfg = tiny_config(inner_batch=60, outer_batch=100, inner_buffer_skip=3, buffer_skip=1)
+    cfg = tiny_config(inner_batch=60, outer_batch=100, inner_stride=3, outer_stride=1)
     task = TaskData.for_run(tiny_buffers[3], cfg, torch.device("cpu"))
     rng = np.random.default_rng(0)
     picked = {}
@@ -50,9 +50,9 @@ def test_inner_and_outer_batches_never_share_a_transition(tiny_buffers):
 
 
 def test_too_small_a_window_names_the_task_and_the_settings(tiny_buffers):
-    cfg = tiny_config(inner_batch=60, inner_buffer_skip=7)        # 400 steps / 7 = 58 rows
+    cfg = tiny_config(inner_batch=60, inner_stride=7)        # 400 steps / 7 = 58 rows
     task = TaskData.for_run(tiny_buffers[3], cfg, torch.device("cpu"))
-    with pytest.raises(ValueError, match="task 3.*inner window.*inner_buffer_skip"):
+    with pytest.raises(ValueError, match="task 3.*inner window.*inner_stride"):
         sample_meta_batch([task], 1, cfg.inner_batch, cfg.outer_batch, np.random.default_rng(0))
 
 
@@ -117,7 +117,7 @@ def test_non_finite_loss_stops_and_keeps_last_good_checkpoint(tiny_buffers, tmp_
 
 
 @pytest.mark.parametrize("bad,match", [({"method": "maml"}, "method 'maml' unknown"),
-                                       ({"inner_quality": "great"}, "inner_quality"),
+                                       ({"inner_window": "great"}, "inner_window"),
                                        ({"stepz": 3}, r"unknown field\(s\) \['stepz'\]")])
 def test_config_errors_name_the_field(bad, match):
     with pytest.raises(ValueError, match=match):
@@ -174,6 +174,32 @@ def test_checkpoint_from_before_a_new_optional_field_still_resumes(tiny_buffers,
     with pytest.raises(ValueError, match="another config"):
         run_meta_training(changed, [tiny_buffers[3]], [tiny_buffers[11]], tmp_path,
                           progress=False)
+
+
+def test_a_run_directory_from_before_a_rename_resumes_and_loads(tiny_buffers, tmp_path):
+    """A checkpoint and config.yaml saved under the old field names (inner_quality,
+    buffer_skip, ...) continue and load as the same run; the finished run equals one made
+    under the new names in one go."""
+    from macaw.meta_train import load_finished_run
+
+    old_names = {new: old for old, new in MetaTrainConfig.RENAMED.items()}
+    run_meta_training(tiny_config(steps=2, eval_every=2), [tiny_buffers[3]], [tiny_buffers[11]],
+                      tmp_path / "old", progress=False)
+    ckpt = torch.load(tmp_path / "old/checkpoint.pt", weights_only=False)
+    ckpt["config"] = {old_names.get(k, k): v for k, v in ckpt["config"].items()}
+    assert "buffer_skip" in ckpt["config"] and "outer_stride" not in ckpt["config"]
+    torch.save(ckpt, tmp_path / "old/checkpoint.pt")
+    cfg = tiny_config(steps=4, eval_every=2)
+    run_meta_training(cfg, [tiny_buffers[3]], [tiny_buffers[11]], tmp_path / "old",
+                      progress=False)
+    run_meta_training(cfg, [tiny_buffers[3]], [tiny_buffers[11]], tmp_path / "new",
+                      progress=False)
+    assert (tmp_path / "old/eval.csv").read_text() == (tmp_path / "new/eval.csv").read_text()
+    saved = yaml.safe_load((tmp_path / "old/config.yaml").read_text())
+    (tmp_path / "old/config.yaml").write_text(
+        yaml.safe_dump({old_names.get(k, k): v for k, v in saved.items()}, sort_keys=False))
+    meta, _, _ = load_finished_run(tmp_path / "old", [tiny_buffers[11]])
+    assert meta == cfg
 
 
 def test_test_time_steps_reproduce_the_last_evaluation_and_vary_with_n(tiny_buffers,
@@ -435,8 +461,8 @@ def test_a_test_task_that_is_a_training_task_is_refused_but_for_a_memorisation_c
             "--buffers-dir", str(tiny_buffers[3].parent), "--method", "macaw",
             "--params", json.dumps({
                 "steps": 2, "eval_every": 2, "checkpoint_every": 2, "inner_batch": 32,
-                "outer_batch": 32, "eval_batch": 32, "device": "cpu", "buffer_skip": 2,
-                "inner_buffer_skip": 2, "macaw": {"width": 16, "latent": 4, "inner_lr": 0.01}}),
+                "outer_batch": 32, "eval_batch": 32, "device": "cpu", "outer_stride": 2,
+                "inner_stride": 2, "macaw": {"width": 16, "latent": 4, "inner_lr": 0.01}}),
             "--no-progress", "--run-dir", str(tmp_path / "b")]
     assert main(argv) == 2
     assert "test task(s) [3, 11] of 'cheetah-vel' are also training tasks" in \

@@ -248,8 +248,8 @@ def _meta_cfg():
 
     return MetaTrainConfig.from_dict(dict(
         family="ml45", steps=2, eval_every=2, checkpoint_every=1, inner_batch=32,
-        outer_batch=32, eval_batch=32, window_trajectories=100, device="cpu",
-        eval_episodes=1, eval_unadapted=False, buffer_skip=1, inner_buffer_skip=1,
+        outer_batch=32, eval_batch=32, window_episodes=100, device="cpu",
+        eval_episodes=1, eval_unadapted=False, outer_stride=1, inner_stride=1,
         macaw=dict(width=8, latent=2, inner_policy_lr=1e-2, inner_value_lr=1e-4)))
 
 

@@ -69,7 +69,7 @@ def test_one_hot_enters_the_first_layer_as_a_per_task_bias():
 
 def test_sampled_batches_carry_the_index_of_the_task_their_data_come_from(tiny_buffers):
     cfg = mt_config()
-    tasks = [TaskData(tiny_buffers[t], cfg.inner_quality, cfg.window_trajectories,
+    tasks = [TaskData(tiny_buffers[t], cfg.inner_window, cfg.window_episodes,
                       torch.device("cpu")) for t in (3, 11)]
     rng = np.random.default_rng(0)
     seen = set()
@@ -202,7 +202,7 @@ def test_adapt_policies_returns_the_finetuned_mean_action_per_task():
 
 def test_train_step_returns_finite_losses_and_updates_both_networks(tiny_buffers):
     cfg = mt_config()
-    tasks = [TaskData(tiny_buffers[t], cfg.inner_quality, cfg.window_trajectories,
+    tasks = [TaskData(tiny_buffers[t], cfg.inner_window, cfg.window_episodes,
                       torch.device("cpu")) for t in (3, 11)]
     model = build_learner(cfg, tasks[0].obs_dim, tasks[0].act_dim, len(tasks),
                           torch.device("cpu"))

@@ -120,7 +120,7 @@ def _meta_trained_run(tiny_buffers, run_dir, test_tasks=(11,)):
     meta = MetaTrainConfig.from_dict({
         "family": "cheetah-vel", "steps": 2, "eval_every": 2, "checkpoint_every": 2,
         "inner_batch": 32, "outer_batch": 32, "eval_batch": 32, "device": "cpu",
-        "buffer_skip": 2, "inner_buffer_skip": 2, "eval_episodes": 1,
+        "outer_stride": 2, "inner_stride": 2, "eval_episodes": 1,
         "macaw": {"width": 16, "latent": 4}})
     # The tiny lifetime has two tasks: a second test task is the training task (opted in).
     run_meta_training(meta, [tiny_buffers[3]], [tiny_buffers[t] for t in test_tasks], run_dir,

@@ -43,7 +43,7 @@ def small_pearl(**kw) -> PEARL:
 def pearl_config(**kw) -> MetaTrainConfig:
     base = {"family": "cheetah-vel", "method": "pearl", "steps": 6, "eval_every": 3,
             "checkpoint_every": 2, "eval_batch": 32, "device": "cpu", "pearl": SMALL,
-            "buffer_skip": 2, "inner_buffer_skip": 2}
+            "outer_stride": 2, "inner_stride": 2}
     return MetaTrainConfig.from_dict({**base, **kw})
 
 

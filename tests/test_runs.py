@@ -29,7 +29,7 @@ from macaw.runs import Checkpoint, RunLockedError, load_state, run_lock, save_st
 
 TINY_META = {"steps": 2, "eval_every": 2, "checkpoint_every": 2, "inner_batch": 32,
              "outer_batch": 32, "eval_batch": 32, "eval_episodes": 1, "device": "cpu",
-             "buffer_skip": 2, "inner_buffer_skip": 2, "macaw": {"width": 16, "latent": 4}}
+             "outer_stride": 2, "inner_stride": 2, "macaw": {"width": 16, "latent": 4}}
 TINY_FEWSHOT = {"ways": 3, "query_per_class": 2, "tasks_per_batch": 2, "steps": 2,
                 "eval_every": 2, "eval_tasks": 4, "width": 8, "latent": 2, "n_hidden": 2}
 
@@ -281,7 +281,7 @@ def test_a_behaviour_batch_larger_than_learning_starts_fails_in_config_validatio
 def test_batches_larger_than_a_window_are_refused_before_any_output(tiny_buffers, tmp_path):
     """400 steps with stride 7 are 58 rows: an inner batch of 60 fails before the step-0
     evaluation and checkpoint are written, not at the first training step after them."""
-    cfg = tiny_meta_config(inner_batch=60, inner_buffer_skip=7)
+    cfg = tiny_meta_config(inner_batch=60, inner_stride=7)
     with pytest.raises(ValueError, match=r"task 3: inner_batch needs 60 rows of its inner "
                                          r"window, which has 58"):
         run_meta_training(cfg, [tiny_buffers[3]], [tiny_buffers[11]], tmp_path, progress=False)
@@ -297,10 +297,10 @@ def test_the_static_check_names_the_fields_that_cannot_fit():
                              pearl={"context_batch": 201, "batch_size": 32})
     with pytest.raises(ValueError, match=r"run x: pearl.context_batch is 201, but its inner "
                                          r"\(all\) window holds at most 200 rows; eval_batch is "
-                                         r"250.*buffer_skip 2\)"):
+                                         r"250.*outer_stride 2\)"):
         check_batches_fit(pearl, 400, 200, "run x")
     check_batches_fit(tiny_meta_config(inner_batch=200, eval_batch=200), 400, 200, "run x")
-    good = tiny_meta_config(inner_quality="good", window_trajectories=1, outer_batch=101)
+    good = tiny_meta_config(inner_window="good", window_episodes=1, outer_batch=101)
     with pytest.raises(ValueError, match=r"run x: outer_batch is 101, but its outer \(all\) "
                                          r"window holds at most 100 rows \("):
         check_batches_fit(good, 200, 200, "run x")

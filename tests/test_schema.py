@@ -85,7 +85,7 @@ def test_the_schema_refuses_a_bad_field_in_every_section(path, value, match):
     ({"steps": "4"}, "meta-training config: steps: input should be a valid integer, found '4'"),
     ({"eval_every": 0}, "eval_every: input should be greater than or equal to 1, found 0"),
     ({"steps": 4.0}, "steps: input should be a valid integer, found 4.0"),
-    ({"inner_quality": "great"}, "inner_quality: input should be 'all', 'bad', 'medium' or 'good'"),
+    ({"inner_window": "great"}, "inner_window: input should be 'all', 'bad', 'medium' or 'good'"),
     ({"macaw": {"width": "4"}}, r"macaw\.width: input should be a valid integer"),
     ({"macaw": {"widht": 4}}, r"macaw\.widht: unexpected keyword argument"),
     ({"macaw": {"temperature": 0.0}}, r"macaw\.temperature: input should be greater than 0"),
@@ -115,7 +115,7 @@ def test_the_config_readme_documents_every_key_and_is_not_stale():
     assert text == schema.render_reference(text), \
         "config/README.md is stale: run `python -m macaw.schema --write`"
     for key in ("`families.<name>.tasks`", "`meta_training.family_params.<name>`",
-                "| `buffer_skip` |", "`meta_training.params.macaw` (MACAWConfig)",
+                "| `outer_stride` |", "`meta_training.params.macaw` (MACAWConfig)",
                 "| `adapt_steps` |", "| `eval_rollouts` |", "| `wt_init` |"):
         assert key in text, key
 
@@ -140,6 +140,10 @@ RENAMED_ERRORS = [
                                         "macaw": {"finetune_policy_lr": 1e-3}}),
      "meta-training config: macaw.finetune_policy_lr was renamed to online_policy_lr "
      "(see config/README.md)"),
+    (lambda: MetaTrainConfig.from_dict({"family": "cheetah-vel", "inner_quality": "bad"}),
+     "meta-training config: inner_quality was renamed to inner_window (see config/README.md)"),
+    (lambda: MetaTrainConfig.from_dict({"family": "cheetah-vel", "buffer_skip": 1}),
+     "meta-training config: buffer_skip was renamed to outer_stride (see config/README.md)"),
     (lambda: FewShotConfig.from_dict({"meta_batch": 4}),
      "few-shot config: meta_batch was renamed to tasks_per_batch (see config/README.md)"),
 ]
@@ -154,7 +158,8 @@ def test_an_old_field_name_is_one_line_naming_the_new_one(build, message):
 
 
 def test_every_renamed_field_names_a_current_field_and_is_not_one():
-    for cls in (BehaviourConfig, PEARLConfig, MTFTConfig, MACAWConfig, FewShotConfig):
+    for cls in (BehaviourConfig, PEARLConfig, MTFTConfig, MACAWConfig, FewShotConfig,
+                MetaTrainConfig):
         names = {f.name for f in dataclasses.fields(cls)}
         assert cls.RENAMED, cls
         for old, new in cls.RENAMED.items():

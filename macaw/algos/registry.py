@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 from macaw.algos.base import BatchDemand, MetaLearner
+from macaw.fields import QUALITY_WINDOWS
 
 
 @dataclass(frozen=True)
@@ -65,9 +66,6 @@ METHODS: dict[str, MethodSpec] = {m.name: m for m in (
     MethodSpec("mt_ft", "Offline MT+FT", "mt_ft", learner="macaw.algos.mt_ft:MTFT",
                config="macaw.algos.mt_ft:MTFTConfig"),
 )}
-QUALITY_SUFFIXES = ("bad", "medium", "good")
-"""A run directory's method may carry ``-bad`` / ``-medium`` / ``-good``: Fig. 4 left's
-adaptation window."""
 
 
 def get_method(name: str) -> MethodSpec:
@@ -127,7 +125,7 @@ def batch_demand(cfg) -> BatchDemand:
 def run_method_pattern() -> str:
     """Regex of a run directory's method, with an optional quality suffix (Snakemake)."""
     names = "|".join(sorted(METHODS, key=len, reverse=True))
-    return rf"({names})(-{'|-'.join(QUALITY_SUFFIXES)})?"
+    return rf"({names})(-{'|-'.join(QUALITY_WINDOWS)})?"
 
 
 def labels() -> dict[str, str]:

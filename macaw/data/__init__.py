@@ -16,7 +16,7 @@ from macaw.data.sampling import (
 )
 from macaw.data.splits import SPLITS, load_split, make_split, write_split
 from macaw.data.tasks import MetaBatch, TaskData, sample_meta_batch, stack_batches
-from macaw.data.windows import QUALITY_WINDOWS, WINDOWS, window_episodes, window_indices
+from macaw.data.windows import QUALITY_WINDOWS, WINDOWS, window_episode_range, window_indices
 
 __all__ = [
     "SCHEMA_VERSION",
@@ -40,6 +40,6 @@ __all__ = [
     "stack_batches",
     "QUALITY_WINDOWS",
     "WINDOWS",
-    "window_episodes",
+    "window_episode_range",
     "window_indices",
 ]

@@ -2,8 +2,8 @@
 
 Every meta-learner (MACAW, PEARL, MT+FT, Meta-BC) reads its data through :class:`TaskData`:
 ``inner_window`` is the adaptation data (the whole lifetime, or the bad / medium / good window
-of paper Fig. 4 left), sub-sampled with the run's ``inner_buffer_skip``; ``outer_window`` is
-where outer / RL batches come from, sub-sampled with ``buffer_skip`` (docs/design.md §4.1: the
+of paper Fig. 4 left), sub-sampled with the run's ``inner_stride``; ``outer_window`` is
+where outer / RL batches come from, sub-sampled with ``outer_stride`` (docs/design.md §4.1: the
 authors read whole lifetimes with stride 7). :func:`sample_meta_batch` draws one meta-batch for all
 of them: per task a contiguous inner batch (consecutive rows of the sub-sampled window, so it spans
 several episodes) and a disjoint uniform outer batch.
@@ -29,8 +29,8 @@ class TaskData:
     the state the return is bootstrapped from; ``tail_discounts`` is ``gamma^(T-t)`` (0 after a
     true termination)."""
 
-    def __init__(self, path: Path, inner_quality: str, window_trajectories: int,
-                 device: torch.device, outer_quality: str = "good", inner_stride: int = 1,
+    def __init__(self, path: Path, inner_window: str, window_episodes: int,
+                 device: torch.device, outer_window: str = "good", inner_stride: int = 1,
                  outer_stride: int = 1):
         buffer = load_task_buffer(path)
         self.task_id, self.buffer = buffer.task_id, buffer
@@ -43,17 +43,17 @@ class TaskData:
         tail_index, tail_discounts = buffer.bootstrap_tails()
         self.tail_index = torch.as_tensor(tail_index, device=device)
         self.tail_discounts = torch.as_tensor(tail_discounts, device=device)
-        self.inner_window = window_indices(buffer, inner_quality, window_trajectories,
+        self.inner_window = window_indices(buffer, inner_window, window_episodes,
                                            inner_stride)
-        self.outer_window = window_indices(buffer, outer_quality, window_trajectories,
+        self.outer_window = window_indices(buffer, outer_window, window_episodes,
                                            outer_stride)
 
     @classmethod
     def for_run(cls, path: Path, cfg, device: torch.device) -> "TaskData":
         """The windows of a run config (:class:`macaw.meta_train.MetaTrainConfig`)."""
-        return cls(path, cfg.inner_quality, cfg.window_trajectories, device,
-                   outer_quality=cfg.outer_quality, inner_stride=cfg.inner_buffer_skip,
-                   outer_stride=cfg.buffer_skip)
+        return cls(path, cfg.inner_window, cfg.window_episodes, device,
+                   outer_window=cfg.outer_window, inner_stride=cfg.inner_stride,
+                   outer_stride=cfg.outer_stride)
 
     @property
     def obs_dim(self) -> int:
@@ -114,8 +114,8 @@ def sample_meta_batch(tasks: list[TaskData], n_tasks: int, inner: int, outer: in
             raise ValueError(
                 f"{task.buffer.path}: task {task.task_id}: {exc} (inner window "
                 f"{task.inner_window.size} rows, outer window {task.outer_window.size} rows); "
-                "use smaller inner_batch / outer_batch, a larger window_trajectories or a "
-                "smaller buffer_skip / inner_buffer_skip") from exc
+                "use smaller inner_batch / outer_batch, a larger window_episodes or a "
+                "smaller outer_stride / inner_stride") from exc
         inner_parts.append(task.batch(inner_idx))
         outer_parts.append(task.batch(outer_idx))
     device = tasks[0].obs.device

@@ -2,13 +2,13 @@
 
 The behaviour policy improves over its lifetime, so the first trajectories of its replay buffer
 are ``bad`` data, the middle ones ``medium`` and the last ones ``good`` (the paper uses 500
-trajectories per window; configs choose ``n_trajectories`` to fit smaller buffers). ``all`` is
+trajectories per window; configs choose ``window_episodes`` to fit smaller buffers). ``all`` is
 the whole lifetime, which is what the authors' standard configuration reads
 (``replay_buffer_size: -1``).
 
 A window may be sub-sampled with a ``stride``: every ``stride``-th transition of it, counted from
-its first one, as the authors' ``buffer_skip`` / ``inner_buffer_skip`` (7 in their standard
-configuration). A contiguous batch of such a window is then ``batch`` consecutive rows of the
+its first one, as the authors' ``buffer_skip`` / ``inner_buffer_skip`` (our ``outer_stride`` /
+``inner_stride``; 7 in their standard configuration). A contiguous batch of such a window is then ``batch`` consecutive rows of the
 sub-sampled buffer: it spans ``stride`` times as many raw steps, i.e. several episodes.
 """
 
@@ -17,28 +17,28 @@ from __future__ import annotations
 import numpy as np
 
 from macaw.data.buffer import TaskBuffer
+from macaw.fields import QUALITY_WINDOWS, WINDOWS
 
-QUALITY_WINDOWS = ("bad", "medium", "good")
-WINDOWS = ("all", *QUALITY_WINDOWS)
-"""Every window a run can sample from: the whole lifetime or one of the quality windows."""
+__all__ = ["QUALITY_WINDOWS", "WINDOWS", "window_episode_range", "window_indices",
+           "window_rows_bound", "plateau_episode", "post_plateau_share"]
 
 
-def window_episodes(n_episodes: int, quality: str, n_trajectories: int) -> range:
+def window_episode_range(n_episodes: int, quality: str, window_episodes: int) -> range:
     """Episode numbers of the ``quality`` window: all episodes, or the first / middle / last
-    ``n_trajectories``.
+    ``window_episodes``.
 
-    ``n_trajectories`` is clipped to ``n_episodes``. ``medium`` is the run of episodes centred on
+    ``window_episodes`` is clipped to ``n_episodes``. ``medium`` is the run of episodes centred on
     episode ``n_episodes // 2`` (shifted to stay inside the buffer).
     """
     if quality not in WINDOWS:
         raise ValueError(f"unknown data window {quality!r}; expected one of {WINDOWS}")
-    if n_trajectories < 1:
-        raise ValueError(f"n_trajectories must be >= 1, found {n_trajectories}")
+    if window_episodes < 1:
+        raise ValueError(f"window_episodes must be >= 1, found {window_episodes}")
     if n_episodes < 1:
         raise ValueError(f"buffer has no episodes (n_episodes={n_episodes})")
     if quality == "all":
         return range(0, n_episodes)
-    n = min(int(n_trajectories), n_episodes)
+    n = min(int(window_episodes), n_episodes)
     if quality == "bad":
         first = 0
     elif quality == "good":
@@ -48,13 +48,13 @@ def window_episodes(n_episodes: int, quality: str, n_trajectories: int) -> range
     return range(first, first + n)
 
 
-def window_indices(buffer: TaskBuffer, quality: str, n_trajectories: int,
+def window_indices(buffer: TaskBuffer, quality: str, window_episodes: int,
                    stride: int = 1) -> np.ndarray:
     """Sorted transition indices (int64) of the ``quality`` window of ``buffer``, every
     ``stride``-th one from the window's first transition."""
     if stride < 1:
         raise ValueError(f"stride must be >= 1, found {stride}")
-    episodes = window_episodes(buffer.n_episodes, quality, n_trajectories)
+    episodes = window_episode_range(buffer.n_episodes, quality, window_episodes)
     starts = buffer.episode_starts
     begin = int(starts[episodes.start])
     end = int(starts[episodes.stop]) if episodes.stop < buffer.n_episodes else len(buffer)
@@ -62,12 +62,12 @@ def window_indices(buffer: TaskBuffer, quality: str, n_trajectories: int,
 
 
 def window_rows_bound(lifetime_steps: int, episode_steps: int, quality: str,
-                      n_trajectories: int, stride: int = 1) -> int:
+                      window_episodes: int, stride: int = 1) -> int:
     """The most rows :func:`window_indices` can give on a lifetime of ``lifetime_steps`` steps
     whose episodes last at most ``episode_steps``: no such buffer holds a larger batch, which
     the workflow checks before any job runs (a buffer with shorter episodes holds fewer)."""
     rows = lifetime_steps if quality == "all" else min(lifetime_steps,
-                                                        n_trajectories * episode_steps)
+                                                        window_episodes * episode_steps)
     return -(-rows // stride)
 
 

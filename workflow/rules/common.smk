@@ -162,14 +162,14 @@ def meta_train_params(family, run_method):
         for key, value in overrides.items():
             params[key] = {**params.get(key, {}), **value} if isinstance(value, dict) else value
     if quality:
-        params["inner_quality"] = quality
+        params["inner_window"] = quality
     return method, params
 
 
 def quality_run(method, quality):
     """The run directory's method for Fig. 4 left's `quality` window: the plain run where
     the config's adaptation window already is that one."""
-    default = config["meta_training"]["params"].get("inner_quality", "all")
+    default = config["meta_training"]["params"].get("inner_window", "all")
     return method if quality == default else f"{method}-{quality}"
 
 
