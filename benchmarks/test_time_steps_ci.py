@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 from scipy.stats import bootstrap
 
-from macaw.diagnostics import diverged_tasks, summarise_test_time_steps
+from macaw.test_time import diverged_tasks, summarise_test_time_steps
 
 
 def main(out: str, inputs: list[str]) -> None:

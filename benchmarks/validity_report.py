@@ -118,7 +118,7 @@ def steps_5k(runs: Path) -> pd.DataFrame:
 def test_time_steps(out_dir: Path) -> pd.DataFrame:
     """(e): per split, mean return at 1/2/5/20 policy steps (one value step) over the 3 seeds,
     and the paired gain of 5 and of 20 steps over one, over seeds x test tasks."""
-    from macaw.diagnostics import diverged_tasks
+    from macaw.test_time import diverged_tasks
 
     rows = []
     for split in ("sparse5", "sparse3"):

@@ -226,7 +226,7 @@ def cmd_summary(args: argparse.Namespace) -> None:
 
 
 def cmd_test_time_steps(args: argparse.Namespace) -> None:
-    from macaw.diagnostics import diverged_tasks, summarise_test_time_steps, test_time_steps
+    from macaw.test_time import diverged_tasks, summarise_test_time_steps, test_time_steps
 
     _set_threads(args.threads)
     df = test_time_steps(args.run_dir, args.buffers, args.steps, args.episodes, args.out,

@@ -33,8 +33,6 @@ NonNegativeFloat = Annotated[float, Field(ge=0)]
 """A number >= 0 (a loss weight, a rate that may be switched off)."""
 UnitFraction = Annotated[float, Field(gt=0, le=1)]
 """A number in (0, 1] (a discount, a Polyak rate)."""
-OpenFraction = Annotated[float, Field(ge=0, lt=1)]
-"""A number in [0, 1) (the weight of the old value in a Polyak average)."""
 
 QUALITY_WINDOWS = ("bad", "medium", "good")
 """The data windows of paper Fig. 4 left: the first / middle / last ``window_episodes`` episodes

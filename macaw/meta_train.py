@@ -138,12 +138,26 @@ class MetaTrainConfig:
         return cfg
 
 
+SAVED_RENAMES = {"macaw": {"value_target_polyak": ("value_target_tau",
+                                                   lambda p: round(1 - p, 12))},
+                 "pearl": {"discount": ("gamma", lambda g: g)}}
+"""Renamed fields of the sections (new name, and the old value's new one), for
+:func:`saved_config`."""
+
+
 def saved_config(values: dict) -> dict:
     """A run's saved config (``config.yaml``, a checkpoint's ``config``) with the fields that
-    :attr:`MetaTrainConfig.RENAMED` renamed under their new names, so that a run directory
-    written before a rename resumes and loads as it was (a config the user writes still fails
-    with the old name)."""
-    return {MetaTrainConfig.RENAMED.get(k, k): v for k, v in values.items()}
+    were renamed (:attr:`MetaTrainConfig.RENAMED`, :data:`SAVED_RENAMES`) under their new names,
+    so that a run directory written before a rename resumes and loads as it was (a config the
+    user writes still fails with the old name)."""
+    out = {MetaTrainConfig.RENAMED.get(k, k): v for k, v in values.items()}
+    for section, renames in SAVED_RENAMES.items():
+        if isinstance(out.get(section), dict):
+            out[section] = dict(out[section])
+            for old, (new, convert) in renames.items():
+                if old in out[section]:
+                    out[section][new] = convert(out[section].pop(old))
+    return out
 
 
 def build_learner(cfg: MetaTrainConfig, obs_dim: int, act_dim: int, n_train_tasks: int,
@@ -421,8 +435,8 @@ def _meta_train_locked(cfg: MetaTrainConfig, train_buffers: list[Path],
 
     def log_training(step: int) -> None:
         row = {"step": step, **{k: float(np.mean([p[k] for p in pending])) for k in pending[0]}}
-        if hasattr(model, "diagnostics"):
-            row.update(model.diagnostics(train, cfg, np.random.default_rng([cfg.seed, step])))
+        if hasattr(model, "adaptation_stats"):
+            row.update(model.adaptation_stats(train, cfg, np.random.default_rng([cfg.seed, step])))
         train_rows.append(row)
         pending.clear()
 
@@ -458,7 +472,7 @@ def _meta_train_locked(cfg: MetaTrainConfig, train_buffers: list[Path],
 def load_finished_run(run_dir: Path, test_buffers: list[Path],
                       ) -> tuple[MetaTrainConfig, MetaLearner, list[TaskData]]:
     """A finished run's config, its meta-trained learner and the test tasks' data (online
-    fine-tuning, test-time-step diagnostics)."""
+    fine-tuning, test-time steps)."""
     run_dir = Path(run_dir)
     resolved = saved_config(yaml.safe_load((run_dir / "config.yaml").read_text()))
     meta = MetaTrainConfig.from_dict({f.name: resolved[f.name]

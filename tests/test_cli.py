@@ -32,7 +32,7 @@ def test_meta_train_help_lists_every_field_with_type_range_and_default(capsys):
     out = _help(capsys, "meta-train")
     assert "  steps (integer >= 1; default 10000)\n      Meta-training steps." in out
     assert "  inner_window (one of all, bad, medium, good; default 'all')" in out
-    assert "  macaw.value_target_polyak (number in [0, 1); default 0.9)" in out
+    assert "  macaw.value_target_tau (number in (0, 1]; default 0.1)" in out
     assert "  mt_ft.adapt_steps (integer >= 0; default 20)" in out
     for f in (f.name for f in dataclasses.fields(MetaTrainConfig)):
         if f not in ("family", "method", "seed", "macaw", "pearl", "mt_ft"):

@@ -104,7 +104,7 @@ def test_bootstrapped_advantages_and_targets_by_hand(tmp_path):
 
 
 def test_outer_value_target_is_the_polyak_average_by_hand():
-    cfg = MACAWConfig(value_target_polyak=0.9)
+    cfg = MACAWConfig(value_target_tau=0.1)
     old = [(torch.tensor([[1.0]]), torch.tensor([2.0]))]
     new = [(torch.tensor([[3.0]]), torch.tensor([-2.0]))]
     (w, b), = polyak(cfg, old, new)

@@ -188,6 +188,8 @@ def test_a_run_directory_from_before_a_rename_resumes_and_loads(tiny_buffers, tm
     ckpt = torch.load(tmp_path / "old/checkpoint.pt", weights_only=False)
     ckpt["config"] = {old_names.get(k, k): v for k, v in ckpt["config"].items()}
     assert "buffer_skip" in ckpt["config"] and "outer_stride" not in ckpt["config"]
+    ckpt["config"]["macaw"]["value_target_polyak"] = 0.9    # the old sense: 1 - tau
+    del ckpt["config"]["macaw"]["value_target_tau"]
     torch.save(ckpt, tmp_path / "old/checkpoint.pt")
     cfg = tiny_config(steps=4, eval_every=2)
     run_meta_training(cfg, [tiny_buffers[3]], [tiny_buffers[11]], tmp_path / "old",
@@ -204,7 +206,7 @@ def test_a_run_directory_from_before_a_rename_resumes_and_loads(tiny_buffers, tm
 
 def test_test_time_steps_reproduce_the_last_evaluation_and_vary_with_n(tiny_buffers,
                                                                         tmp_path):
-    from macaw.diagnostics import summarise_test_time_steps, test_time_steps
+    from macaw.test_time import summarise_test_time_steps, test_time_steps
 
     cfg = tiny_config(eval_episodes=2)
     run_meta_training(cfg, [tiny_buffers[3]], [tiny_buffers[11]], tmp_path, progress=False)
@@ -235,7 +237,7 @@ def test_test_time_steps_reproduce_the_last_evaluation_and_vary_with_n(tiny_buff
 def test_a_diverged_task_is_counted_and_left_out_of_every_rows_means():
     """Averaging the finite episodes alone drops the task from exactly the rows where it
     diverged and flatters them (docs/results/fidelity: the fastest target at 5 and 20 steps)."""
-    from macaw.diagnostics import diverged_tasks, summarise_test_time_steps
+    from macaw.test_time import diverged_tasks, summarise_test_time_steps
 
     df = pd.DataFrame({"test_steps": [1, 1, 1, 5, 5, 5], "task_id": [2, 23, 23, 2, 23, 23],
                        "episode": [0, 0, 1, 0, 0, 1],

@@ -13,7 +13,7 @@ import torch
 from conftest import run_killed_then_resumed
 import yaml
 
-from macaw.algos.mt_ft import (MTFT, MTFTConfig, finetune, multitask_losses, net_weights,
+from macaw.algos.mt_ft import (MTFT, MTFTConfig, adapt, multitask_losses, net_weights,
                                policy_mean, task_inputs)
 from macaw.data import Batch, TaskData, sample_meta_batch
 from macaw.meta_train import MetaTrainConfig, build_learner, run_meta_training
@@ -134,12 +134,12 @@ def test_losses_by_hand():
     assert lp3.tolist() == pytest.approx([-sum(log_probs) / 3], rel=1e-6)
 
 
-def test_finetuning_changes_only_the_copies_and_takes_exactly_finetune_steps_steps():
+def test_adaptation_changes_only_the_copies_and_takes_exactly_adapt_steps_steps():
     cfg = MTFTConfig(width=16, adapt_steps=7)
     model = MTFT(obs_dim=5, act_dim=3, n_tasks=4, cfg=cfg)
     before = {k: v.detach().clone() for k, v in model.state_dict().items()}
     batch = random_batch(3, 64, 5, 3)
-    tuned = finetune(model, batch)
+    tuned = adapt(model, batch)
     after = model.state_dict()
     for k in before:
         assert torch.equal(before[k], after[k]), k
@@ -160,26 +160,26 @@ def test_finetuning_lowers_the_adaptation_losses():
     batch = random_batch(2, 128, 5, 3, seed=1)
     lv0 = multitask_losses(model.weights("value"), model.weights("policy"), batch, None, 4,
                            model.cfg)[0]
-    tuned = finetune(model, batch)
+    tuned = adapt(model, batch)
     v_w, p_w = (net_weights(n, p) for n, p in ((model.value_net, tuned.value),
                                                 (model.policy_net, tuned.policy)))
     lv1 = multitask_losses(v_w, p_w, batch, None, 4, model.cfg)[0]
     assert (lv1 < lv0).all()
 
 
-def test_tasks_finetuned_together_equal_tasks_finetuned_alone():
+def test_tasks_adapted_together_equal_tasks_adapted_alone():
     model = MTFT(obs_dim=5, act_dim=3, n_tasks=4, cfg=MTFTConfig(width=16), dtype=F64)
     batch = random_batch(3, 32, 5, 3, seed=2, dtype=F64)
-    together = finetune(model, batch)
+    together = adapt(model, batch)
     for t in range(3):
-        alone = finetune(model, Batch(*(x[t:t + 1] for x in batch)))
+        alone = adapt(model, Batch(*(x[t:t + 1] for x in batch)))
         for which in ("value", "policy"):
             for name, v in getattr(alone, which).items():
                 torch.testing.assert_close(getattr(together, which)[name][t], v[0],
                                            rtol=1e-10, atol=1e-12)
 
 
-def test_adapt_policies_returns_the_finetuned_mean_action_per_task():
+def test_adapt_policies_returns_the_adapted_mean_action_per_task():
     model = MTFT(obs_dim=5, act_dim=3, n_tasks=4, cfg=MTFTConfig(width=16))
     before = {k: v.detach().clone() for k, v in model.state_dict().items()}
     batch = random_batch(2, 32, 5, 3, seed=3)
@@ -189,7 +189,7 @@ def test_adapt_policies_returns_the_finetuned_mean_action_per_task():
     for k, v in model.state_dict().items():
         assert torch.equal(before[k], v), k
     obs = torch.randn(5)
-    tuned = finetune(model, batch)
+    tuned = adapt(model, batch)
     for t, policy in enumerate(policies):
         action = policy(obs)
         assert action.shape == (3,) and not action.requires_grad

@@ -81,7 +81,7 @@ def test_sac_targets_and_losses_by_hand():
     rewards = torch.tensor([1.0, -2.0, 0.5])
     terminals = torch.tensor([0.0, 1.0, 0.0])
     next_v = torch.tensor([10.0, 10.0, -4.0])
-    y = q_target(rewards, terminals, next_v, reward_scale=5.0, discount=0.99)
+    y = q_target(rewards, terminals, next_v, reward_scale=5.0, gamma=0.99)
     torch.testing.assert_close(y, torch.tensor([5 + 9.9, -10.0, 2.5 - 3.96]))
     q1, q2 = torch.tensor([14.9, -9.0, 0.0]), torch.tensor([0.0, -10.0, -1.46])
     expected = (0 + 1 + 1.46 ** 2) / 3 + (14.9 ** 2 + 0 + 0) / 3

@@ -91,8 +91,8 @@ def test_the_schema_refuses_a_bad_field_in_every_section(path, value, match):
     ({"macaw": {"temperature": 0.0}}, r"macaw\.temperature: input should be greater than 0"),
     ({"method": "mt_ft", "mt_ft": {"value_lr": -1.0}},
      r"section 'mt_ft': value_lr: input should be greater than 0"),
-    ({"method": "pearl", "pearl": {"discount": 2.0}},
-     r"section 'pearl': discount: input should be less than or equal to 1"),
+    ({"method": "pearl", "pearl": {"gamma": 2.0}},
+     r"section 'pearl': gamma: input should be less than or equal to 1"),
     ({"eval_unadapted": 1}, "eval_unadapted: input should be a valid boolean, found 1"),
 ])
 def test_meta_training_config_errors_name_the_field_and_what_was_found(bad, match):
@@ -144,6 +144,10 @@ RENAMED_ERRORS = [
      "meta-training config: inner_quality was renamed to inner_window (see config/README.md)"),
     (lambda: MetaTrainConfig.from_dict({"family": "cheetah-vel", "buffer_skip": 1}),
      "meta-training config: buffer_skip was renamed to outer_stride (see config/README.md)"),
+    (lambda: MetaTrainConfig.from_dict({"family": "cheetah-vel",
+                                        "macaw": {"value_target_polyak": 0.9}}),
+     "meta-training config: macaw.value_target_polyak was renamed to value_target_tau, the new "
+     "value's weight; value_target_polyak: 0.9 is value_target_tau: 0.1 (see config/README.md)"),
     (lambda: FewShotConfig.from_dict({"meta_batch": 4}),
      "few-shot config: meta_batch was renamed to tasks_per_batch (see config/README.md)"),
 ]

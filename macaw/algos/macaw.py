@@ -22,8 +22,8 @@ Where the paper is silent this follows the authors' code (docs/design.md §4.1, 
   The inner value loss (Eq. 2) regresses on the plain ``R_t`` (their ``no_bootstrap: true``
   applies to inner losses only); the outer value loss regresses on
   ``R_t + gamma^(T-t) Vbar(s_T)``, ``Vbar`` a fresh copy of the value meta-parameters moved
-  towards the adapted value after each inner step, ``Vbar <- p Vbar + (1-p) V'`` with
-  ``p = value_target_polyak`` (0.9; their ``target_vf_alpha``). The observations carry no time
+  towards the adapted value after each inner step, ``Vbar <- (1-tau) Vbar + tau V'`` with
+  ``tau = value_target_tau`` (0.1; their ``target_vf_alpha`` is ``1 - tau`` = 0.9). The observations carry no time
   index, so without the tail a return to a fixed horizon is largely time-to-go noise to the
   value net. We average the *effective* weights of ``Vbar`` and ``V'``; the authors average the
   raw WT parameters, which differs only by a term second order in the inner rates.
@@ -52,8 +52,8 @@ from macaw.algos.base import BatchDemand, MetaBatchShape
 from macaw.algos.losses import (advantage_loss, awr_loss, awr_weights, bootstrapped_returns,
                                 value_loss)
 from macaw.data import Batch, MetaBatch, TaskData, sample_meta_batch
-from macaw.fields import (NonNegativeFloat, NonNegativeInt, OpenFraction, PositiveFloat,
-                          PositiveInt, config_class)
+from macaw.fields import (NonNegativeFloat, NonNegativeInt, PositiveFloat, PositiveInt,
+                          UnitFraction, config_class)
 from macaw.nets.layers import (WT_INITS, LayerState, Params, adapt_state, effective_weights,
                                initial_state, state_weights)
 from macaw.nets.networks import (ADVANTAGE_HEAD, POLICY_STD, MetaNet, gaussian_log_prob,
@@ -83,9 +83,10 @@ class MACAWConfig:
     bootstrap: bool = True
     """Bootstrap the policy's advantages and the outer value target at the episode's time
     limit, as the authors' code (off: plain Monte-Carlo returns everywhere; the ablation)."""
-    value_target_polyak: OpenFraction = 0.9
-    """Weight of the old value in the outer value target's per-step Polyak average
-    (the authors' ``target_vf_alpha``)."""
+    value_target_tau: UnitFraction = 0.1
+    """Weight of the adapted (new) value in the outer value target's per-step Polyak average,
+    the sense of every ``tau`` here (PEARL's, the behaviour agents'); the authors'
+    ``target_vf_alpha: 0.9`` is the old value's weight, ``1 - tau``."""
     inner_lr: PositiveFloat = 1e-3
     """Initial inner learning rate of every parameter tensor (learned)."""
     inner_value_lr: PositiveFloat | None = None
@@ -118,7 +119,9 @@ class MACAWConfig:
     no value function, no L_ADV). Same adaptation code as MACAW."""
 
     RENAMED: ClassVar[dict[str, str]] = {
-        "finetune_value_lr": "online_value_lr", "finetune_policy_lr": "online_policy_lr"}
+        "finetune_value_lr": "online_value_lr", "finetune_policy_lr": "online_policy_lr",
+        "value_target_polyak": "value_target_tau, the new value's weight; "
+                               "value_target_polyak: 0.9 is value_target_tau: 0.1"}
     """Old field name -> its new name (:func:`macaw.fields.parse_config` names it)."""
 
 
@@ -152,9 +155,9 @@ class MACAW(nn.Module):
                              "(Meta-BC has no advantage head loss)")
         if cfg.wt_init not in WT_INITS:
             raise ValueError(f"MACAWConfig: wt_init {cfg.wt_init!r}; expected one of {WT_INITS}")
-        if not 0.0 <= cfg.value_target_polyak < 1.0:
-            raise ValueError(f"MACAWConfig: value_target_polyak {cfg.value_target_polyak}; "
-                             "expected a number in [0, 1)")
+        if not 0.0 < cfg.value_target_tau <= 1.0:
+            raise ValueError(f"MACAWConfig: value_target_tau {cfg.value_target_tau}; "
+                             "expected a number in (0, 1]")
 
     @property
     def adv_coef(self) -> torch.Tensor:
@@ -200,15 +203,15 @@ class MACAW(nn.Module):
             out["adv_coef"] = float(self.adv_coef)
         return out
 
-    def diagnostics(self, tasks: list[TaskData], data: MetaBatchShape,
-                    rng: np.random.Generator) -> dict[str, float]:
+    def adaptation_stats(self, tasks: list[TaskData], data: MetaBatchShape,
+                         rng: np.random.Generator) -> dict[str, float]:
         """What limits the single adaptation step (``train.csv``): the mean learned inner
         rates, lambda, and on a fresh meta-batch the value loss on the outer (held-out)
         transitions before and after the inner step."""
         batch = sample_meta_batch(tasks, data.tasks_per_batch, data.inner_batch,
                                   data.outer_batch, rng)
         adapted = None
-        if not self.cfg.behaviour_cloning:       # one inner loop serves both diagnostics
+        if not self.cfg.behaviour_cloning:       # one inner loop serves both statistics
             with torch.enable_grad():
                 adapted = adapt(self, batch.inner, self.cfg.inner_steps)
         before, after = held_out_value_losses(self, batch, adapted)
@@ -296,9 +299,9 @@ def _targets(cfg: MACAWConfig, batch: Batch, tail_weights: list | None) -> torch
 
 
 def polyak(cfg: MACAWConfig, target: list, weights: list) -> list:
-    """``p * target + (1 - p) * weights`` layer by layer, detached (the value target)."""
-    p = cfg.value_target_polyak
-    return [(p * tw + (1 - p) * w.detach(), p * tb + (1 - p) * b.detach())
+    """``(1 - tau) * target + tau * weights`` layer by layer, detached (the value target)."""
+    keep, tau = 1 - cfg.value_target_tau, cfg.value_target_tau
+    return [(keep * tw + tau * w.detach(), keep * tb + tau * b.detach())
             for (tw, tb), (w, b) in zip(target, weights)]
 
 

@@ -140,7 +140,7 @@ def multitask_losses(v_weights: Weights, p_weights: Weights, batch: Batch,
 
 # ---------------------------------------------------------------------------- fine-tuning
 
-class FineTuned(NamedTuple):
+class Adapted(NamedTuple):
     """Fine-tuned copies, one per task: parameter tensors with a leading task dim ``T``; the
     Adam optimisers that took the steps (their state counts them)."""
 
@@ -154,7 +154,7 @@ def _per_task_copy(params: Params, n_tasks: int) -> Params:
             for k, v in params.items()}
 
 
-def finetune(model: "MTFT", batch: Batch) -> FineTuned:
+def adapt(model: "MTFT", batch: Batch) -> Adapted:
     """Meta-test fine-tuning of fresh copies of ``model``'s networks on each task's batch
     ``(T, B, ...)``, task one-hot zero: ``adapt_steps`` rounds of one value Adam step (Eq. 2)
     then one policy Adam step (Eq. 1, advantages from the value as just updated).
@@ -185,7 +185,7 @@ def finetune(model: "MTFT", batch: Batch) -> FineTuned:
         optimizers["policy"].zero_grad(set_to_none=True)
         awr_loss(log_probs, weights).sum().backward()
         optimizers["policy"].step()
-    return FineTuned(value, policy, optimizers)
+    return Adapted(value, policy, optimizers)
 
 
 # -------------------------------------------------------------------------------- learner
@@ -245,11 +245,11 @@ class MTFT(nn.Module):
         return lambda obs: policy_mean(weights, task_inputs(obs, None, self.n_tasks))
 
     def adapt_policies(self, batch: Batch) -> list[Callable[[torch.Tensor], torch.Tensor]]:
-        """Fine-tune copies on each task's batch ``(T, B, ...)`` (:func:`finetune`); one
+        """Fine-tune copies on each task's batch ``(T, B, ...)`` (:func:`adapt`); one
         deterministic policy (the mean action, zero task one-hot) per task. The meta-trained
         networks are not touched."""
         with torch.enable_grad():
-            tuned = finetune(self, batch)
+            tuned = adapt(self, batch)
         p_weights = net_weights(self.policy_net, tuned.policy)
         policies = []
         for k in range(batch.observations.shape[0]):

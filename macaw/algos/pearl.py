@@ -81,8 +81,8 @@ class PEARLConfig:
     """Weight of KL(q(z|c) || N(0, I)) in the encoder loss."""
     reward_scale: PositiveFloat = 5.0
     """Rewards are multiplied by this in the Q target (sets the entropy trade-off)."""
-    discount: UnitFraction = 0.99
-    """Discount gamma of the Q target."""
+    gamma: UnitFraction = 0.99
+    """Discount of the Q target."""
     tau: UnitFraction = 0.005
     """Soft (Polyak) update rate of the target V network."""
     policy_lr: PositiveFloat = 3e-4
@@ -99,7 +99,8 @@ class PEARLConfig:
     """Weight of the penalty on the policy's squared log-std (rlkit)."""
 
     RENAMED: ClassVar[dict[str, str]] = {
-        "meta_batch": "tasks_per_batch", "q_lr": "critic_lr", "v_lr": "value_lr"}
+        "meta_batch": "tasks_per_batch", "q_lr": "critic_lr", "v_lr": "value_lr",
+        "discount": "gamma"}
     """Old field name -> its new name (:func:`macaw.fields.parse_config` names it)."""
 
 
@@ -122,9 +123,9 @@ def kl_to_standard_normal(mean: torch.Tensor, variance: torch.Tensor) -> torch.T
 
 
 def q_target(rewards: torch.Tensor, terminals: torch.Tensor, next_values: torch.Tensor,
-             reward_scale: float, discount: float) -> torch.Tensor:
+             reward_scale: float, gamma: float) -> torch.Tensor:
     """SAC Eq. 8 with PEARL's reward scale: ``r * scale + gamma (1 - d) V_target(s', z)``."""
-    return rewards * reward_scale + discount * (1.0 - terminals) * next_values
+    return rewards * reward_scale + gamma * (1.0 - terminals) * next_values
 
 
 def critic_loss(q1: torch.Tensor, q2: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -309,7 +310,7 @@ def sac_step(model: PEARL, optimizers: dict[str, torch.optim.Optimizer], batch: 
     with torch.no_grad():
         target = q_target(batch.rewards, batch.terminals,
                           model.state_value(batch.next_observations, z, target=True),
-                          cfg.reward_scale, cfg.discount)
+                          cfg.reward_scale, cfg.gamma)
     q1, q2 = model.q_values(obs, actions, z)
     loss_q = critic_loss(q1, q2, target)
     loss_critic = loss_q if kl_loss is None else loss_q + kl_loss
