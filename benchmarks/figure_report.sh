@@ -7,38 +7,45 @@
 #   benchmarks/figure_report.sh collect   FIGURE                     # results/ -> $OUT, summarise
 #   benchmarks/figure_report.sh summarise FIGURE                     # $OUT/runs -> $OUT/summary.*
 #
-# collect copies the runs of FAMILIES x SPLITS x METHODS (each seed found) to OUT (default
-# docs/results/FIGURE), then summarises them; summarise re-derives the summary from the copied
-# runs alone (the committed eval.csv files), e.g. after a change to `macaw summary`. Fig. 3 on
-# two families:
+# collect copies the figure's runs (each seed found) to OUT (default docs/results/FIGURE), then
+# summarises them; summarise re-derives the summary from the copied runs alone (the committed
+# eval.csv files), e.g. after a change to `macaw summary`. The runs are the figure's entry in the
+# results registry (macaw/results.py) under CONFIGFILE (default config/config.yaml), or, when
+# any of FAMILIES / SPLITS / METHODS is set, their product (defaults cheetah-vel, standard,
+# "macaw mt_ft"); e.g. Fig. 3 on two families:
 #   FAMILIES="ant-dir walker-params" METHODS="macaw pearl mt_ft meta_bc" \
 #       benchmarks/figure_report.sh collect fig3
-# A run of Fig. 4 left's other data windows is METHOD-QUALITY (macaw-bad); it is summarised
+# A run of Fig. 4 left's other data windows is METHOD-WINDOW (macaw-bad); it is summarised
 # under the split "standard, bad data", so that P(MACAW better) compares methods on the same
-# window:
-#   METHODS="macaw macaw-bad macaw-medium macaw_noadv macaw_noadv-bad macaw_noadv-medium" \
-#       benchmarks/figure_report.sh collect fig4_left
+# window.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 mode=${1:-}; figure=${2:-}
 [[ -n $figure ]] || { echo "usage: $0 build|collect|summarise FIGURE [snakemake args]" >&2; exit 2; }
 shift 2
 OUT=${OUT:-docs/results/$figure}
-FAMILIES=${FAMILIES:-cheetah-vel}
-SPLITS=${SPLITS:-standard}
-METHODS=${METHODS:-macaw mt_ft}
 
-run_dirs() {  # FAMILY/SPLIT/METHOD/seedN of every run of FAMILIES x SPLITS x METHODS under $1
-    local family split method dir
-    for family in $FAMILIES; do
-        for split in $SPLITS; do
-            for method in $METHODS; do
-                for dir in "$1/$family/$split/$method"/seed*; do
-                    if [[ -d $dir ]]; then echo "${dir#"$1"/}"; fi
-                done
+runs() {  # FAMILY/SPLIT/METHOD of every run: FAMILIES x SPLITS x METHODS when one is set,
+          # else the figure's runs in the results registry (macaw/results.py)
+    local family split method
+    if [[ -n ${FAMILIES:-}${SPLITS:-}${METHODS:-} ]]; then
+        for family in ${FAMILIES:-cheetah-vel}; do
+            for split in ${SPLITS:-standard}; do
+                for method in ${METHODS:-macaw mt_ft}; do echo "$family/$split/$method"; done
             done
         done
-    done
+    else
+        python -m macaw.results --runs "$figure" --config "${CONFIGFILE:-config/config.yaml}"
+    fi
+}
+
+run_dirs() {  # FAMILY/SPLIT/METHOD/seedN of every run found under $1
+    local run dir
+    while read -r run; do
+        for dir in "$1/$run"/seed*; do
+            if [[ -d $dir ]]; then echo "${dir#"$1"/}"; fi
+        done
+    done < <(runs)
 }
 
 case $mode in
@@ -68,7 +75,7 @@ summarise)
         args+=(--run "$family" "$where" "${labels[$base]}" "${seed#seed}"
                "$OUT/runs/$family/$split/$method/$seed/eval.csv")
     done < <(run_dirs "$OUT/runs")
-    (( ${#args[@]} )) || { echo "no runs under $OUT/runs for $FAMILIES x $SPLITS x $METHODS" >&2; exit 1; }
+    (( ${#args[@]} )) || { echo "no runs of $figure under $OUT/runs" >&2; exit 1; }
     macaw summary "${args[@]}" --last 3 --csv "$OUT/summary.csv" --md "$OUT/summary.md"
     ;;
 *)

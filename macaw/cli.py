@@ -415,8 +415,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--method", default="macaw", choices=list(METHODS),
                    help="; ".join(f"{m.name}: {m.label}" for m in METHODS.values()))
     p.add_argument("--seed", type=int, default=0)
-    _config_args(p, "MetaTrainConfig (macaw.meta_train; an algorithm's under 'macaw', "
-                 "'pearl' or 'mt_ft')")
+    sections = dict.fromkeys(m.section for m in METHODS.values())
+    _config_args(p, "MetaTrainConfig (macaw.meta_train; an algorithm's under "
+                 + ", ".join(repr(s) for s in sections) + ")")
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads")
     p.add_argument("--run-dir", type=Path, required=True,
                    help="output directory (config.yaml, checkpoint.pt, eval.csv)")

@@ -65,7 +65,18 @@ BatchSize = Annotated[int, Field(ge=2)]
 standard deviation over the batch)."""
 
 
+def _with_method_sections(cls):
+    """Give ``cls`` a ``dict`` field, empty by default, for every baseline section of the
+    method registry (:func:`macaw.algos.registry.baseline_sections`), after its own fields:
+    a baseline with hyperparameters of its own is one registry entry, no field here."""
+    for section in registry.baseline_sections():
+        cls.__annotations__[section] = "dict"
+        setattr(cls, section, field(default_factory=dict))
+    return cls
+
+
 @config_class
+@_with_method_sections
 class MetaTrainConfig:
     """One meta-training run."""
 
@@ -111,10 +122,8 @@ class MetaTrainConfig:
     """``auto`` (CUDA when present), ``cpu`` or ``cuda``."""
     macaw: MACAWConfig = field(default_factory=MACAWConfig)
     """MACAW hyperparameters (ablations and Meta-BC apply their switches on top)."""
-    pearl: dict = field(default_factory=dict)
-    """Offline PEARL hyperparameters (:class:`macaw.algos.pearl.PEARLConfig` fields)."""
-    mt_ft: dict = field(default_factory=dict)
-    """Offline MT+FT hyperparameters (:class:`macaw.algos.mt_ft.MTFTConfig` fields)."""
+    # Then one section per baseline of the method registry (``pearl``, ``mt_ft``), added by
+    # :func:`_with_method_sections`: the fields of its config class, checked by from_dict.
 
     RENAMED: ClassVar[dict[str, str]] = {
         "inner_quality": "inner_window", "outer_quality": "outer_window",
@@ -126,7 +135,7 @@ class MetaTrainConfig:
     @classmethod
     def from_dict(cls, values: dict) -> "MetaTrainConfig":
         """Checked: every field's name, type and range (its annotation), the method, and the
-        ``pearl`` / ``mt_ft`` sections against their algorithm's config class."""
+        baselines' sections (``pearl``, ``mt_ft``) against their config classes."""
         cfg = parse_config(cls, values, "meta-training config")
         if cfg.method not in registry.METHODS:
             raise ValueError(f"meta-training config: method {cfg.method!r} unknown; "

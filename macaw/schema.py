@@ -1,7 +1,10 @@
 """The Snakemake config schema, generated from the config dataclasses.
 
 ``workflow/schemas/config.schema.yaml`` is this module's output, checked in so that Snakemake can
-validate a config before any job runs (and without importing torch). The pipeline's own keys
+validate a config before any job runs (the schema check itself needs no config class; the
+workflow's check of the fields that constrain each other, ``check_fields_together`` in
+``workflow/rules/common.smk``, then imports the config classes, and torch with them). The
+pipeline's own keys
 (``families``, ``meta_training.seeds``, ...) are written out here; every section that holds a
 dataclass's fields (``meta_training.params`` with its ``macaw`` / ``pearl`` / ``mt_ft``
 sections, a family's ``behaviour``, ``online``, ``fewshot.params``) is generated from that

@@ -47,9 +47,10 @@ class MetaLearner(Protocol):
     """The method's resolved hyperparameters (a dataclass), dumped next to every run."""
 
     @staticmethod
-    def batch_demand(cfg: Any) -> BatchDemand:
-        """What ``train_step`` draws from each task under run config ``cfg``
-        (:class:`macaw.meta_train.MetaTrainConfig`)."""
+    def batch_demand(data: MetaBatchShape, section: Any) -> BatchDemand:
+        """What ``train_step`` draws from each task under the run config ``data``
+        (:class:`macaw.meta_train.MetaTrainConfig`) and the method's ``section`` of it (its
+        hyperparameters as the config gives them)."""
 
     def optimizers(self) -> dict[str, torch.optim.Optimizer]: ...
 

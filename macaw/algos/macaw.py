@@ -165,7 +165,7 @@ class MACAW(nn.Module):
         return nn.functional.softplus(self.adv_coef_rho)
 
     @staticmethod
-    def batch_demand(data: MetaBatchShape) -> BatchDemand:
+    def batch_demand(data: MetaBatchShape, section: object = None) -> BatchDemand:
         """A contiguous inner batch and a disjoint outer batch per task (Algorithm 1)."""
         return BatchDemand(data.tasks_per_batch, data.inner_batch, data.outer_batch, True)
 

@@ -29,21 +29,18 @@ head (MT+FT has no L_ADV).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Callable, ClassVar, NamedTuple
+from typing import Callable, ClassVar, NamedTuple
 
 import numpy as np
 import torch
 from torch import nn
 
-from macaw.algos.base import BatchDemand
+from macaw.algos.base import BatchDemand, MetaBatchShape
 from macaw.algos.losses import awr_loss, awr_weights, bootstrapped_returns, value_loss
 from macaw.data import Batch, TaskData, sample_meta_batch
 from macaw.fields import NonNegativeInt, PositiveFloat, PositiveInt, config_class
 from macaw.nets.layers import LayerSpec, Params, affine, effective_weights
 from macaw.nets.networks import MetaNet, Weights, gaussian_log_prob, value_forward, value_net
-
-if TYPE_CHECKING:
-    from macaw.meta_train import MetaTrainConfig
 
 
 @config_class
@@ -220,14 +217,14 @@ class MTFT(nn.Module):
                 "policy": torch.optim.Adam(self.policy.values(), lr=self.cfg.policy_lr, **fused)}
 
     @staticmethod
-    def batch_demand(data: "MetaTrainConfig") -> BatchDemand:
+    def batch_demand(data: MetaBatchShape, section: object = None) -> BatchDemand:
         """Outer batches only: multi-task training has no inner loop."""
         return BatchDemand(data.tasks_per_batch, 0, data.outer_batch, False)
 
     def train_step(self, optimizers: dict[str, torch.optim.Optimizer], tasks: list[TaskData],
-                   data: "MetaTrainConfig", rng: np.random.Generator) -> dict[str, float]:
+                   data: MetaBatchShape, rng: np.random.Generator) -> dict[str, float]:
         """One multi-task AWR step on ``data.tasks_per_batch`` tasks x ``data.outer_batch``
-        transitions (``data``: :class:`macaw.meta_train.MetaTrainConfig`)."""
+        transitions (``data``: the run config's batch sizes)."""
         batch = sample_meta_batch(tasks, data.tasks_per_batch, 0, data.outer_batch, rng)
         lv, lp = multitask_losses(self.weights("value"), self.weights("policy"), batch.outer,
                                   batch.task_index, self.n_tasks, self.cfg)

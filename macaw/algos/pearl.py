@@ -38,19 +38,16 @@ from __future__ import annotations
 
 import copy
 import math
-from typing import TYPE_CHECKING, Callable, ClassVar
+from typing import Callable, ClassVar
 
 import numpy as np
 import torch
 from torch import nn
 
-from macaw.algos.base import BatchDemand
+from macaw.algos.base import BatchDemand, MetaBatchShape
 from macaw.data import Batch, TaskData, sample_meta_batch
 from macaw.fields import NonNegativeFloat, PositiveFloat, PositiveInt, UnitFraction, config_class
 from macaw.nets.optim import polyak_update
-
-if TYPE_CHECKING:
-    from macaw.meta_train import MetaTrainConfig
 
 LOG_STD_MIN, LOG_STD_MAX = -20.0, 2.0
 """Clamp of the policy's log standard deviation (rlkit's ``TanhGaussianPolicy``)."""
@@ -240,17 +237,17 @@ class PEARL(nn.Module):
                 **sac_optimizers(self)}
 
     @staticmethod
-    def batch_demand(data: "MetaTrainConfig") -> BatchDemand:
+    def batch_demand(data: MetaBatchShape, section: dict) -> BatchDemand:
         """A uniform context and an RL batch per task, both PEARL's own sizes (its
         ``pearl`` section)."""
-        cfg = PEARLConfig(**data.pearl)
+        cfg = PEARLConfig(**section)
         return BatchDemand(cfg.tasks_per_batch, cfg.context_batch, cfg.batch_size, False,
                            ("pearl.tasks_per_batch", "pearl.context_batch", "pearl.batch_size"))
 
     def train_step(self, optimizers: dict[str, torch.optim.Optimizer], tasks: list[TaskData],
-                   data: "MetaTrainConfig", rng: np.random.Generator) -> dict[str, float]:
-        """One offline PEARL step on a fresh meta-batch of ``tasks``. ``data`` (the run's
-        :class:`~macaw.meta_train.MetaTrainConfig`) is not read: batch sizes are PEARL's own."""
+                   data: MetaBatchShape, rng: np.random.Generator) -> dict[str, float]:
+        """One offline PEARL step on a fresh meta-batch of ``tasks``. ``data`` (the run
+        config's batch sizes) is not read: batch sizes are PEARL's own."""
         batch = sample_meta_batch(tasks, self.cfg.tasks_per_batch, self.cfg.context_batch,
                                   self.cfg.batch_size, rng, contiguous_inner=False,
                                   disjoint=False)

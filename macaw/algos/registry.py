@@ -9,9 +9,12 @@ Adding a method:
 - a baseline with hyperparameters of its own: its module, with a learner class built as
   ``Learner(obs_dim, act_dim, n_train_tasks, config, seed=seed)`` (the
   :class:`macaw.algos.base.MetaLearner` protocol) and a config dataclass, then one entry here
-  naming both, and its section as a field of
-  :class:`macaw.meta_train.MetaTrainConfig` (``python -m macaw.schema --write`` then
-  regenerates the checked-in schema).
+  naming both and its section: :class:`macaw.meta_train.MetaTrainConfig` gets the section
+  from this table (``python -m macaw.schema --write`` then regenerates the checked-in
+  schema and ``config/README.md``).
+
+Importing this module imports no torch (the CLI's ``--help`` and the workflow read it); a
+learner and its config class are imported when first used.
 """
 
 from __future__ import annotations
@@ -21,8 +24,12 @@ import importlib
 from dataclasses import dataclass
 from typing import Callable
 
-from macaw.algos.base import BatchDemand, MetaLearner
+from typing import TYPE_CHECKING
+
 from macaw.fields import QUALITY_WINDOWS
+
+if TYPE_CHECKING:        # annotations only: the registry imports no torch
+    from macaw.algos.base import BatchDemand, MetaLearner
 
 
 @dataclass(frozen=True)
@@ -117,9 +124,11 @@ def build(cfg, obs_dim: int, act_dim: int, n_train_tasks: int) -> MetaLearner:
 
 
 def batch_demand(cfg) -> BatchDemand:
-    """What a training step of ``cfg.method`` draws from each task (its learner's
-    ``batch_demand``; ``cfg``: :class:`macaw.meta_train.MetaTrainConfig`)."""
-    return _load(get_method(cfg.method).learner).batch_demand(cfg)
+    """What a training step of ``cfg.method`` draws from each task: its learner's
+    ``batch_demand`` of the run config ``cfg`` (:class:`macaw.meta_train.MetaTrainConfig`) and
+    the method's section of it."""
+    spec = get_method(cfg.method)
+    return _load(spec.learner).batch_demand(cfg, getattr(cfg, spec.section))
 
 
 def run_method_pattern() -> str:

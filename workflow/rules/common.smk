@@ -6,6 +6,15 @@ import shlex
 from snakemake.utils import min_version, validate
 
 from macaw.algos.registry import labels as method_labels, run_method_pattern
+from macaw.results import (
+    RESULTS,
+    common_test_tasks,
+    families_drawn,
+    get_result,
+    missing_family,
+    of_kind,
+    runs as result_runs,
+)
 from macaw.envs import get_family
 from macaw.workflow_config import replace_sections
 
@@ -105,31 +114,20 @@ wildcard_constraints:
 # ---------------------------------------------------------------- meta-training runs
 
 METHOD_LABELS = method_labels()  # macaw/algos/registry.py
-WT_ABLATION = ("macaw", "macaw_nowt_width", "macaw_nowt_params")  # Fig. 4 center
-# Fig. 5 follows the paper's caption, "All networks have the same number of hidden units":
-# WT against the equal-width plain network only (the equal-params one is Fig. 4 center's).
-WT_EQUAL_WIDTH = ("macaw", "macaw_nowt_width")
-COMPARISON = ("macaw", "pearl", "mt_ft", "meta_bc")  # Fig. 3
-SPARSITY_METHODS = ("macaw", "pearl", "mt_ft")  # Fig. 4 right
-SPARSITY_SPLITS = ("standard", "sparse20", "sparse10", "sparse5", "sparse3")
-ONLINE_METHODS = ("macaw", "pearl")  # Table 1
-ML45_METHODS = ("macaw", "pearl", "mt_ft")  # Fig. 7
-DIAGNOSTIC_METHODS = ("macaw", "mt_ft")  # results/diagnostics.pdf
-MUJOCO_FAMILIES = ("cheetah-dir", "cheetah-vel", "ant-dir", "walker-params")
 
 
-def mujoco_families():
-    """The MuJoCo families of this config, in the paper's order (Fig. 3, Fig. 5)."""
-    return [f for f in MUJOCO_FAMILIES if f in config["families"]]
+def result_families(result_id):
+    """The families of a figure or table (macaw/results.py) that this config builds."""
+    return families_drawn(get_result(result_id), config["families"])
 
 
 def mujoco_buffer_files():
     """Buffers of the MuJoCo families (Fig. 8); ml45's go to Fig. 9."""
-    return [path for family in mujoco_families() for path in buffer_files(family)]
+    return [path for family in result_families("fig8") for path in buffer_files(family)]
 
 
 def split_tasks(family, split):
-    from macaw.data import make_split
+    from macaw.data.splits import make_split
 
     n_tasks = get_family(family).n_tasks
     return make_split(family, split, n_tasks, available=family_tasks(family))
@@ -146,11 +144,11 @@ def run_dir(family, split, method, seed):
 
 
 def meta_train_params(family, run_method):
-    """A run directory's method may carry a data-quality suffix: macaw_noadv-bad. Params are
-    meta_training.params with meta_training.family_params[family] merged over them (one
+    """A run directory's method may carry an adaptation-window suffix: macaw_noadv-bad. Params
+    are meta_training.params with meta_training.family_params[family] merged over them (one
     level deep: e.g. the walker's MT+FT value rate, paper Table 3), then
     meta_training.method_params[method] (e.g. fewer steps for the costliest methods)."""
-    method, _, quality = run_method.partition("-")
+    method, _, window = run_method.partition("-")
     params = {
         k: dict(v) if isinstance(v, dict) else v
         for k, v in config["meta_training"]["params"].items()
@@ -161,37 +159,25 @@ def meta_train_params(family, run_method):
     ):
         for key, value in overrides.items():
             params[key] = {**params.get(key, {}), **value} if isinstance(value, dict) else value
-    if quality:
-        params["inner_window"] = quality
+    if window:
+        params["inner_window"] = window
     return method, params
-
-
-def quality_run(method, quality):
-    """The run directory's method for Fig. 4 left's `quality` window: the plain run where
-    the config's adaptation window already is that one."""
-    default = config["meta_training"]["params"].get("inner_window", "all")
-    return method if quality == default else f"{method}-{quality}"
-
-
-# The family each cheetah-vel figure and table needs (Fig. 4, Table 1, the diagnostics).
-CHEETAH_VEL_TARGETS = ("fig4_left", "fig4_center", "fig4_right", "table1", "diagnostics")
 
 
 def target_family_missing(target):
     """Why this config cannot build `target` ("" when it can): a custom config's `families`
     may leave out the family a figure needs (macaw/workflow_config.py)."""
-    if target in CHEETAH_VEL_TARGETS and "cheetah-vel" not in config["families"]:
-        return "cheetah-vel"
-    if target in ("fig7", "fig9") and "ml45" not in config["families"]:
-        return "ml45"
-    if target in ("fig3", "fig5", "fig8") and not mujoco_families():
-        return "a MuJoCo family (cheetah-dir, cheetah-vel, ant-dir or walker-params)"
-    return ""
+    return missing_family(get_result(target), config["families"])
 
 
 def built_targets(targets):
     """The figures and tables of `targets` that this config's families can build."""
     return [t for t in targets if not target_family_missing(t)]
+
+
+def all_result_files():
+    """Every output of every figure and table this config can build (rule all)."""
+    return [f"results/{r}.{ext}" for r in built_targets(RESULTS) for ext in RESULTS[r].outputs]
 
 
 def needs_family(target, files):
@@ -211,110 +197,44 @@ def needs_family(target, files):
 
 
 def figure_runs(figure):
-    """(panel, label, family, split, run_method) of every curve in a figure; none when the
-    config does not build the figure's family."""
-    if target_family_missing(figure):
-        return []
-    if figure == "fig4_left":
-        return [
-            (f"{q} data", METHOD_LABELS[m], "cheetah-vel", "standard", quality_run(m, q))
-            for q in ("bad", "medium", "good")
-            for m in ("macaw", "macaw_noadv")
-        ]
-    if figure == "fig4_center":
-        return [
-            ("cheetah-vel", METHOD_LABELS[m], "cheetah-vel", "standard", m) for m in WT_ABLATION
-        ]
-    if figure == "fig5":
-        return [
-            (family, METHOD_LABELS[m], family, "standard", m)
-            for family in mujoco_families()
-            for m in WT_EQUAL_WIDTH
-        ]
-    if figure == "fig3":
-        return [
-            (family, METHOD_LABELS[m], family, "standard", m)
-            for family in mujoco_families()
-            for m in COMPARISON
-        ]
-    if figure == "fig7":
-        return [("ML45 test tasks", METHOD_LABELS[m], "ml45", "standard", m) for m in ML45_METHODS]
-    if figure == "fig4_right":
-        # The panel is the number of training tasks of the split.
-        return [
-            (
-                str(len(split_tasks("cheetah-vel", split)["train"])),
-                METHOD_LABELS[m],
-                "cheetah-vel",
-                split,
-                m,
-            )
-            for split in SPARSITY_SPLITS
-            if split in config["families"]["cheetah-vel"]["splits"]
-            for m in SPARSITY_METHODS
-        ]
-    raise ValueError(f"unknown figure {figure!r}")
+    """(panel, label, family, split, run_method) of every curve in a figure (its entry in
+    macaw/results.py); none when the config does not build the figure's family."""
+    default_window = config["meta_training"]["params"].get("inner_window", "all")
+    return [
+        (r.panel, METHOD_LABELS[r.method], r.family, r.split, r.run_method)
+        for r in result_runs(
+            get_result(figure),
+            config["families"],
+            lambda family, split: len(split_tasks(family, split)["train"]),
+            default_window,
+        )
+    ]
 
 
 def sparsity_common_tasks():
     """The test tasks that every sparse split of Fig. 4 right shares (its second panel)."""
-    if target_family_missing("fig4_right"):
-        return []
-    splits = [
-        s
-        for s in SPARSITY_SPLITS
-        if s.startswith("sparse") and s in config["families"]["cheetah-vel"]["splits"]
-    ]
-    if not splits:
-        return []
-    return sorted(set.intersection(*(set(split_tasks("cheetah-vel", s)["test"]) for s in splits)))
-
-
-FIGURE_TITLES = {
-    "fig4_left": "cheetah-vel: data quality of the adaptation batch",
-    "fig4_center": "cheetah-vel: weight-transform ablation",
-    "fig5": "Weight-transform ablation on the MuJoCo families",
-    "fig3": "Offline meta-RL on the MuJoCo families",
-    "fig4_right": "cheetah-vel: fewer meta-training tasks",
-    "fig7": "Meta-World ML45: success on the test tasks",
-}
-CURVE_FIGURES = ("fig4_left", "fig4_center", "fig5", "fig3", "fig7")
-CURVE_METRICS = {"fig7": "success"}  # eval.csv column a curve figure plots; else "return"
-
-
-# Sections of `snakemake --report`, in the paper's order (workflow/report/ holds the captions).
-REPORT_CATEGORIES = {
-    "fig8": "1. Offline data (App. D, Fig. 8-9)",
-    "fig9": "1. Offline data (App. D, Fig. 8-9)",
-    "fig3": "2. Offline meta-RL (Sec. 5, Fig. 3 and 7)",
-    "fig7": "2. Offline meta-RL (Sec. 5, Fig. 3 and 7)",
-    "fig4_left": "3. Ablations (Sec. 5 and App. C.1, Fig. 4-6)",
-    "fig4_center": "3. Ablations (Sec. 5 and App. C.1, Fig. 4-6)",
-    "fig4_right": "3. Ablations (Sec. 5 and App. C.1, Fig. 4-6)",
-    "fig5": "3. Ablations (Sec. 5 and App. C.1, Fig. 4-6)",
-    "fig6": "3. Ablations (Sec. 5 and App. C.1, Fig. 4-6)",
-    "table1": "4. Online fine-tuning (App. C.2, Table 1)",
-    "summary": "5. Statistics and diagnostics",
-    "diagnostics": "5. Statistics and diagnostics",
-}
+    return common_test_tasks(
+        get_result("fig4_right"),
+        config["families"],
+        lambda family, split: split_tasks(family, split)["test"],
+    )
 
 
 def report_category(wildcards):
     """The report section of a curves figure (its rule makes several)."""
-    return REPORT_CATEGORIES[wildcards.figure]
-
-
-SUMMARY_FIGURES = ("fig3", "fig4_left", "fig4_center", "fig5", "fig4_right", "fig7")
+    return RESULTS[wildcards.figure].category
 
 
 def summary_runs():
-    """(family, split, label, run_method) of every meta-training run a figure shows, once;
-    a data-quality run's label names its window."""
+    """(family, split, label, run_method) of every meta-training run a figure of the summary
+    shows, once; a window run's label names its window."""
     seen = {}
-    for figure in SUMMARY_FIGURES:
+    for figure in RESULTS:
+        if not RESULTS[figure].summary:
+            continue
         for _, _, family, split, m in figure_runs(figure):
-            method, _, quality = m.partition("-")
-            label = METHOD_LABELS[method] + (f" ({quality} data)" if quality else "")
+            method, _, window = m.partition("-")
+            label = METHOD_LABELS[method] + (f" ({window} data)" if window else "")
             seen.setdefault((family, split, m), label)
     return [(family, split, label, m) for (family, split, m), label in seen.items()]
 
@@ -344,16 +264,29 @@ def online_seeds():
     return config["meta_training"].get("online_seeds", config["meta_training"]["seeds"])
 
 
+ONLINE = get_result("table1")  # its runs: one family, one split, its methods
+
+
 def online_file(method, seed):
-    return f"results/online/cheetah-vel/extrapolation/{method}/seed{seed}.csv"
+    return f"results/online/{ONLINE.families[0]}/{ONLINE.splits[0]}/{method}/seed{seed}.csv"
 
 
 def online_files():
-    """Table 1's online fine-tuning results, one per method and seed (none without
-    cheetah-vel)."""
+    """Table 1's online fine-tuning results, one per method and seed (none without its
+    family)."""
     if target_family_missing("table1"):
         return []
-    return [online_file(m, seed) for m in ONLINE_METHODS for seed in online_seeds()]
+    return [online_file(m, seed) for m in ONLINE.methods for seed in online_seeds()]
+
+
+def diagnostic_run_dirs():
+    """(method, seed, run directory) of the diagnostics figure's runs."""
+    result = get_result("diagnostics")
+    return [
+        (m, seed, run_dir(result.families[0], result.splits[0], m, seed))
+        for m in result.methods
+        for seed in run_seeds(m)
+    ]
 
 
 def split_test_buffer_files(family, split):
@@ -379,7 +312,8 @@ def figure_run_args(figure):
 
 def check_fields_together():
     """Constraints between config fields, which the schema cannot state, checked here so that
-    a bad config fails before any job: each family's behaviour config (batch_size within
+    a bad config fails before any job (this imports the config classes, and torch with them;
+    the registries above import neither): each family's behaviour config (batch_size within
     learning_starts, macaw.behaviour) and each meta-training run's batches within the data
     windows that its family's lifetimes can hold (macaw.meta_train.check_batches_fit)."""
     from macaw.behaviour import BehaviourConfig
@@ -391,8 +325,8 @@ def check_fields_together():
         ).steps
         for family, spec in config["families"].items()
     }
-    runs = {(family, m) for figure in FIGURE_TITLES for _, _, family, _, m in figure_runs(figure)}
-    runs |= {("cheetah-vel", m) for m in ONLINE_METHODS if online_files()}
+    runs = {(family, m) for figure in RESULTS for _, _, family, _, m in figure_runs(figure)}
+    runs |= {(ONLINE.families[0], m) for m in ONLINE.methods if online_files()}
     for family, run_method in sorted(runs):
         method, params = meta_train_params(family, run_method)
         cfg = MetaTrainConfig.from_dict({**params, "family": family, "method": method})

@@ -40,7 +40,7 @@ rule fig6:
         ),
     output:
         pdf=report(
-            "results/fig6.pdf", caption="../report/fig6.rst", category=REPORT_CATEGORIES["fig6"]
+            "results/fig6.pdf", caption="../report/fig6.rst", category=RESULTS["fig6"].category
         ),
         csv="results/fig6.csv",
     log:

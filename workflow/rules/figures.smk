@@ -6,7 +6,7 @@ rule fig8:
         needs_family("fig8", mujoco_buffer_files()),
     output:
         pdf=report(
-            "results/fig8.pdf", caption="../report/fig8.rst", category=REPORT_CATEGORIES["fig8"]
+            "results/fig8.pdf", caption="../report/fig8.rst", category=RESULTS["fig8"].category
         ),
         csv="results/fig8.csv",
     log:
@@ -22,7 +22,7 @@ rule fig9:
         needs_family("fig9", lambda _: buffer_files("ml45")),
     output:
         pdf=report(
-            "results/fig9.pdf", caption="../report/fig9.rst", category=REPORT_CATEGORIES["fig9"]
+            "results/fig9.pdf", caption="../report/fig9.rst", category=RESULTS["fig9"].category
         ),
         csv="results/fig9.csv",
     log:
@@ -47,13 +47,13 @@ rule curves_figure:
     log:
         "results/logs/figures/{figure}.log",
     wildcard_constraints:
-        figure="|".join(CURVE_FIGURES),
+        figure="|".join(of_kind("curves")),
     conda:
         "../envs/macaw.yaml"
     params:
         runs=lambda w: figure_run_args(w.figure),
-        title=lambda w: FIGURE_TITLES[w.figure],
-        metric=lambda w: CURVE_METRICS.get(w.figure, "return"),
+        title=lambda w: RESULTS[w.figure].title,
+        metric=lambda w: RESULTS[w.figure].metric,
     shell:
         "macaw plot-curves {params.runs} --title {params.title:q} --metric {params.metric}"
         " --pdf {output.pdf} --csv {output.csv} 2>&1 | tee {log}"
@@ -66,7 +66,7 @@ rule fig4_right:
         pdf=report(
             "results/fig4_right.pdf",
             caption="../report/fig4_right.rst",
-            category=REPORT_CATEGORIES["fig4_right"],
+            category=RESULTS["fig4_right"].category,
         ),
         csv="results/fig4_right.csv",
     log:
@@ -75,7 +75,7 @@ rule fig4_right:
         "../envs/macaw.yaml"
     params:
         runs=figure_run_args("fig4_right"),
-        title=FIGURE_TITLES["fig4_right"],
+        title=RESULTS["fig4_right"].title,
         last=config["meta_training"].get("final_evals", 3),
         common=" ".join(map(str, sparsity_common_tasks())),
     shell:
@@ -90,7 +90,7 @@ rule table1:
         csv=report(
             "results/table1.csv",
             caption="../report/table1.rst",
-            category=REPORT_CATEGORIES["table1"],
+            category=RESULTS["table1"].category,
         ),
         md="results/table1.md",
     log:
@@ -100,7 +100,7 @@ rule table1:
     params:
         runs=" ".join(
             f"--run {shlex.quote(METHOD_LABELS[m])} {online_file(m, seed)}"
-            for m in ONLINE_METHODS
+            for m in ONLINE.methods
             for seed in online_seeds()
         ),
     shell:
@@ -120,7 +120,7 @@ rule summary:
         csv=report(
             "results/summary.csv",
             caption="../report/summary.rst",
-            category=REPORT_CATEGORIES["summary"],
+            category=RESULTS["summary"].category,
         ),
         md="results/summary.md",
         json="results/summary.json",
@@ -140,17 +140,13 @@ rule diagnostics:
     input:
         needs_family(
             "diagnostics",
-            [
-                f"{run_dir('cheetah-vel', 'standard', m, seed)}/eval.csv"
-                for m in DIAGNOSTIC_METHODS
-                for seed in run_seeds(m)
-            ],
+            [f"{d}/eval.csv" for _, _, d in diagnostic_run_dirs()],
         ),
     output:
         pdf=report(
             "results/diagnostics.pdf",
             caption="../report/diagnostics.rst",
-            category=REPORT_CATEGORIES["diagnostics"],
+            category=RESULTS["diagnostics"].category,
         ),
         csv="results/diagnostics.csv",
     log:
@@ -159,11 +155,10 @@ rule diagnostics:
         "../envs/macaw.yaml"
     params:
         runs=" ".join(
-            f"--run {shlex.quote(METHOD_LABELS[m])} {seed}"
-            f" {run_dir('cheetah-vel', 'standard', m, seed)}"
-            for m in DIAGNOSTIC_METHODS
-            for seed in run_seeds(m)
+            f"--run {shlex.quote(METHOD_LABELS[m])} {seed} {d}"
+            for m, seed, d in diagnostic_run_dirs()
         ),
+        title=RESULTS["diagnostics"].title,
     shell:
-        "macaw plot-diagnostics {params.runs} --title 'cheetah-vel: the adaptation step'"
+        "macaw plot-diagnostics {params.runs} --title {params.title:q}"
         " --pdf {output.pdf} --csv {output.csv} 2>&1 | tee {log}"

@@ -39,7 +39,7 @@ rule meta_train:
 
 rule runs:
     input:
-        sorted({f for fig in FIGURE_TITLES for f in figure_eval_files(fig)}),
+        sorted({f for fig in RESULTS for f in figure_eval_files(fig)}),
         online_files(),
 
 
@@ -52,7 +52,7 @@ rule online_finetune:
     log:
         "results/logs/online/{family}/{split}/{method}/seed{seed}.log",
     wildcard_constraints:
-        method="macaw|pearl",
+        method="|".join(ONLINE.methods),
         seed=r"\d+",
     conda:
         "../envs/macaw.yaml"
