@@ -23,7 +23,7 @@ pixels, 10 classes, ~180 images per class; pixels scaled to [0, 1]):
   project's layers (:mod:`macaw.nets.layers`), in three variants: ``wt`` (every layer a
   weight-transform layer, h = 128, latent 32), ``nowt_width`` (plain layers, h = 128) and
   ``nowt_params`` (plain layers of the width whose parameter count is closest to ``wt``'s:
-  :func:`equal_params_width`; 790 for the defaults).
+  :func:`nowt_params_width`; 790 for the defaults).
 - **MAML** (Finn et al., 2017), full second order: ``inner_steps`` SGD steps on the support
   set's mean cross-entropy, ``theta' = theta - alpha * grad`` (as MACAW's Eq. 2-3), then the
   query set's cross-entropy of ``theta'``, averaged over a meta-batch of tasks, is minimised
@@ -60,8 +60,8 @@ from tqdm.auto import tqdm
 
 from macaw.fields import NonNegativeInt, PositiveFloat, PositiveInt, config_class, parse_config
 from macaw.io import atomic_path, write_csv
-from macaw.nets.layers import WT_INITS, LayerSpec, Params, affine, effective_weights
-from macaw.nets.networks import MetaNet, closest_width
+from macaw.nets.layers import WT_INITS, LayerSpec, Params, affine
+from macaw.nets.networks import MetaNet, equal_params_width
 from macaw.nets.optim import inverse_softplus, sgd_step
 from macaw.provenance import provenance
 from macaw.runs import Checkpoint, non_finite
@@ -206,14 +206,13 @@ def classifier_net(ways: int, width: int, latent: int, n_hidden: int,
     return MetaNet("classifier", (*hidden, LayerSpec("out", width, ways, latent)))
 
 
-def equal_params_width(ways: int, width: int, latent: int, n_hidden: int,
-                       in_features: int = N_PIXELS) -> int:
+def nowt_params_width(ways: int, width: int, latent: int, n_hidden: int,
+                      in_features: int = N_PIXELS) -> int:
     """Hidden width of a plain classifier whose parameter count is closest to that of the WT
-    classifier of ``width`` and ``latent`` (the "No WT, equal params" model)."""
-    target = classifier_net(ways, width, latent, n_hidden, in_features).n_params()
-
-    return closest_width(lambda w: classifier_net(ways, w, 0, n_hidden, in_features).n_params(),
-                         target, width)
+    classifier of ``width`` and ``latent`` (the "No WT, equal params" model;
+    :func:`macaw.nets.networks.equal_params_width`)."""
+    return equal_params_width(
+        lambda w, lat: (classifier_net(ways, w, lat, n_hidden, in_features),), width, latent)
 
 
 def variant_net(cfg: FewShotConfig) -> MetaNet:
@@ -222,7 +221,7 @@ def variant_net(cfg: FewShotConfig) -> MetaNet:
     if cfg.variant == "nowt_width":
         return classifier_net(cfg.ways, cfg.width, 0, cfg.n_hidden)
     if cfg.variant == "nowt_params":
-        width = equal_params_width(cfg.ways, cfg.width, cfg.latent, cfg.n_hidden)
+        width = nowt_params_width(cfg.ways, cfg.width, cfg.latent, cfg.n_hidden)
         return classifier_net(cfg.ways, width, 0, cfg.n_hidden)
     raise ValueError(f"unknown variant {cfg.variant!r}; expected one of {VARIANTS}")
 
@@ -230,7 +229,7 @@ def variant_net(cfg: FewShotConfig) -> MetaNet:
 def classifier_logits(net: MetaNet, params: Params, x: torch.Tensor) -> torch.Tensor:
     """Logits ``(T, B, ways)`` of inputs ``x (T, B, in)`` under shared parameters or
     per-task parameters (every tensor with a leading task dim)."""
-    *hidden, out = [effective_weights(spec, params) for spec in net.layers]
+    *hidden, out = net.weights(params)
     for w, b in hidden:
         x = torch.relu(affine(x, w, b))
     return affine(x, *out)

@@ -53,8 +53,7 @@ def final_scores(path: Path, last: int) -> pd.DataFrame:
     ``untrained`` is the step-0 evaluation's mean (adapted) return and ``meta_adds`` the score
     minus it (NaN without a step-0 evaluation or an ``unadapted_return`` column)."""
     df = read_eval_csv(path)
-    steps = sorted(df.step.unique())[-last:]
-    tail = df[df.step.isin(steps)]
+    tail = last_evaluations(df, last)
     unadapted = tail["unadapted_return"] if "unadapted_return" in tail \
         else pd.Series(np.nan, index=tail.index)
     out = tail.assign(gain=tail["return"] - unadapted, unadapted=unadapted).groupby(
@@ -66,14 +65,21 @@ def final_scores(path: Path, last: int) -> pd.DataFrame:
     return out.reset_index()
 
 
-def read_eval_csv(path: Path) -> pd.DataFrame:
-    """A run's ``eval.csv``, refused with the file's name when a needed column is missing."""
+def read_eval_csv(path: Path, metric: str = "return") -> pd.DataFrame:
+    """A run's ``eval.csv``, refused with the file's name when a needed column (``step``,
+    ``task_id`` and ``metric``) is missing."""
     df = pd.read_csv(path)
-    missing = {"step", "task_id", "return"} - set(df.columns)
+    missing = {"step", "task_id", metric} - set(df.columns)
     if missing:
         raise ValueError(f"{path}: missing column(s) {sorted(missing)}; expected step, "
-                         "task_id, return (and unadapted_return)")
+                         f"task_id, {metric}" + (" (and unadapted_return)"
+                                                 if metric == "return" else ""))
     return df
+
+
+def last_evaluations(df: pd.DataFrame, last: int) -> pd.DataFrame:
+    """The rows of one run's last ``last`` evaluations (a final score is their mean)."""
+    return df[df.step.isin(sorted(df.step.unique())[-last:])]
 
 
 def score_matrix(runs: list[SummaryRun], column: str, last: int) -> np.ndarray:

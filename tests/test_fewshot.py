@@ -15,7 +15,7 @@ from conftest import kill_on_call, run_killed_then_resumed
 from macaw.cli import main as cli_main
 from macaw.fewshot import (TEST_CLASSES, TRAIN_CLASSES, FewShotConfig, FewShotLearner, adapt,
                            classifier_logits, classifier_net, config_path,
-                           equal_params_width, load_digit_images, meta_loss, run_fewshot,
+                           load_digit_images, nowt_params_width, meta_loss, run_fewshot,
                            sample_tasks, task_losses, variant_net)
 from macaw.runs import Checkpoint
 
@@ -84,7 +84,7 @@ def test_parameter_counts_by_hand():
     assert wt == 1_930_693
     assert variant_net(FewShotConfig(variant="wt")).n_params() == wt
     # Plain width w: 65w + 3(w^2 + w) + 5(w + 1) = 3w^2 + 73w + 5; w = 790.
-    assert equal_params_width(5, 128, 32, 4) == 790
+    assert nowt_params_width(5, 128, 32, 4) == 790
     assert 3 * 790 ** 2 + 73 * 790 + 5 == 1_929_975
     net = variant_net(FewShotConfig(variant="nowt_params"))
     assert [s.out_features for s in net.layers] == [790] * 4 + [5]
@@ -99,7 +99,7 @@ def test_equal_params_width_is_the_closest_match(ways, width, latent, n_hidden):
     def gap(w):
         return abs(classifier_net(ways, w, 0, n_hidden).n_params() - target)
 
-    best = equal_params_width(ways, width, latent, n_hidden)
+    best = nowt_params_width(ways, width, latent, n_hidden)
     assert gap(best) == min(gap(w) for w in range(1, 3 * best))
 
 
@@ -188,7 +188,7 @@ def test_tiny_run_writes_steps_accuracies_and_config(tmp_path, variant):
     meta = yaml.safe_load(config_path(out).read_text())
     assert meta["config"] == dataclasses.asdict(cfg)
     assert meta["n_params"] == variant_net(cfg).n_params()
-    assert meta["width"] == (equal_params_width(3, 8, 2, 2) if variant == "nowt_params" else 8)
+    assert meta["width"] == (nowt_params_width(3, 8, 2, 2) if variant == "nowt_params" else 8)
     assert not list(tmp_path.glob(".*tmp"))                  # atomic writes left no temp
 
 

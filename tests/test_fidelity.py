@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from macaw.algos.macaw import MACAW, MACAWConfig, meta_step, policy_advantages, polyak
-from macaw.algos.mt_ft import value_targets
+from macaw.algos.common import value_targets
 from macaw.data import (Batch, TaskData, contiguous_indices, load_task_buffer,
                         sample_meta_batch, window_indices, write_task_buffer)
 from macaw.envs import task_params
@@ -99,7 +99,7 @@ def test_bootstrapped_advantages_and_targets_by_hand(tmp_path):
                                torch.tensor([[2.75 - 10, 3.5 - 20, 3.0 - 30]], dtype=F64))
     # MT+FT's value target R + gamma^(T-t) V(x_T) (here V reads the observation only).
     torch.testing.assert_close(
-        value_targets(identity, batch, batch.tail_observations, bootstrap=True),
+        value_targets(batch, identity, batch.tail_observations, bootstrap=True),
         torch.tensor([[7.75, 13.5, 23.0]], dtype=F64))
 
 

@@ -233,7 +233,8 @@ def test_adaptation_moves_only_with_data_and_per_task():
 
 
 def test_equal_params_width_matches_parameter_counts():
-    width = equal_params_width(17, 6)
+    width = equal_params_width(lambda w, lat: (policy_net(17, 6, w, lat), value_net(17, w, lat)),
+                               100, 100)
     wt = policy_net(17, 6).n_params() + value_net(17).n_params()
     def plain(w):
         return policy_net(17, 6, w, 0).n_params() + value_net(17, w, 0).n_params()

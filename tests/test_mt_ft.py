@@ -13,8 +13,7 @@ import torch
 from conftest import run_killed_then_resumed
 import yaml
 
-from macaw.algos.mt_ft import (MTFT, MTFTConfig, adapt, multitask_losses, net_weights,
-                               policy_mean, task_inputs)
+from macaw.algos.mt_ft import MTFT, MTFTConfig, adapt, multitask_losses, policy_mean, task_inputs
 from macaw.data import Batch, TaskData, sample_meta_batch
 from macaw.meta_train import MetaTrainConfig, build_learner, run_meta_training
 from macaw.nets.networks import value_forward
@@ -161,7 +160,7 @@ def test_finetuning_lowers_the_adaptation_losses():
     lv0 = multitask_losses(model.weights("value"), model.weights("policy"), batch, None, 4,
                            model.cfg)[0]
     tuned = adapt(model, batch)
-    v_w, p_w = (net_weights(n, p) for n, p in ((model.value_net, tuned.value),
+    v_w, p_w = (n.weights(p) for n, p in ((model.value_net, tuned.value),
                                                 (model.policy_net, tuned.policy)))
     lv1 = multitask_losses(v_w, p_w, batch, None, 4, model.cfg)[0]
     assert (lv1 < lv0).all()
@@ -193,7 +192,7 @@ def test_adapt_policies_returns_the_adapted_mean_action_per_task():
     for t, policy in enumerate(policies):
         action = policy(obs)
         assert action.shape == (3,) and not action.requires_grad
-        weights = [(w[t], b[t]) for w, b in net_weights(model.policy_net, tuned.policy)]
+        weights = [(w[t], b[t]) for w, b in model.policy_net.weights(tuned.policy)]
         expected = policy_mean(weights, torch.cat([obs, torch.zeros(4)]))
         torch.testing.assert_close(action, expected.detach())
     untuned = policy_mean(model.weights("policy"), torch.cat([obs, torch.zeros(4)]))

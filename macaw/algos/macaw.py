@@ -49,13 +49,13 @@ import torch
 from torch import nn
 
 from macaw.algos.base import BatchDemand, MetaBatchShape
-from macaw.algos.losses import (advantage_loss, awr_loss, awr_weights, bootstrapped_returns,
-                                value_loss)
+from macaw.algos.common import adam, param_dict, plain_params, value_targets
+from macaw.algos.losses import advantage_loss, awr_loss, awr_weights, value_loss
 from macaw.data import Batch, MetaBatch, TaskData, sample_meta_batch
 from macaw.fields import (NonNegativeFloat, NonNegativeInt, PositiveFloat, PositiveInt,
                           UnitFraction, config_class)
-from macaw.nets.layers import (WT_INITS, LayerState, Params, adapt_state, effective_weights,
-                               initial_state, state_weights)
+from macaw.nets.layers import (WT_INITS, LayerState, Params, adapt_state, initial_state,
+                               state_weights)
 from macaw.nets.networks import (ADVANTAGE_HEAD, POLICY_STD, MetaNet, gaussian_log_prob,
                                  policy_forward, policy_net, value_forward, value_net)
 from macaw.nets.optim import inverse_softplus, sgd_step
@@ -134,8 +134,8 @@ class MACAW(nn.Module):
         self.cfg = cfg
         self.value_net = value_net(obs_dim, cfg.width, cfg.latent, cfg.n_hidden)
         self.policy_net = policy_net(obs_dim, act_dim, cfg.width, cfg.latent, cfg.n_hidden)
-        self.value = _param_dict(self.value_net.init_params(seed, dtype, cfg.wt_init))
-        self.policy = _param_dict(self.policy_net.init_params(seed + 1, dtype, cfg.wt_init))
+        self.value = param_dict(self.value_net.init_params(seed, dtype, cfg.wt_init))
+        self.policy = param_dict(self.policy_net.init_params(seed + 1, dtype, cfg.wt_init))
         value_rho0, policy_rho0 = (
             inverse_softplus(cfg.inner_lr if lr is None else lr)
             for lr in (cfg.inner_value_lr, cfg.inner_policy_lr))
@@ -191,8 +191,8 @@ class MACAW(nn.Module):
 
     def unadapted_policy(self) -> Callable[[torch.Tensor], torch.Tensor]:
         """The meta-policy before adaptation (the baseline of the adaptation gain)."""
-        weights = [(w.detach(), b.detach()) for w, b in _weights(self.policy_net,
-                                                                  self.params("policy"))]
+        weights = [(w.detach(), b.detach())
+                   for w, b in self.policy_net.weights(self.params("policy"))]
         return lambda obs: policy_forward(weights, obs)[0]
 
     def inner_rate_summary(self) -> dict[str, float]:
@@ -223,31 +223,23 @@ class MACAW(nn.Module):
         """Online fine-tuning on one test task (paper C.2), starting from ``context`` (B, ...)."""
         return MACAWOnlineAgent(self, context)
 
-    # Parameter dicts are keyed "l0.z"; ParameterDict forbids dots, so keys swap "." -> ":".
     def params(self, which: str) -> Params:
-        return {k.replace(":", "."): v for k, v in getattr(self, which).items()}
+        return plain_params(getattr(self, which))
 
     def inner_lrs(self, which: str) -> dict[str, torch.Tensor]:
         rho = self.value_rho if which == "value" else self.policy_rho
         return {k.replace(":", "."): nn.functional.softplus(v) for k, v in rho.items()}
 
     def optimizers(self) -> dict[str, torch.optim.Optimizer]:
-        # Fused Adam: one kernel per step instead of a dozen passes over ~5M parameters.
-        fused = {"fused": True} if self.adv_coef_rho.device.type in ("cpu", "cuda") else {}
         # lambda's logit trains with the inner rates, as the authors' own Adam at lrlr does.
         rates = [*self.value_rho.values(), *self.policy_rho.values()]
         if self.adv_coef_rho.requires_grad:
             rates.append(self.adv_coef_rho)
         return {
-            "value": torch.optim.Adam(self.value.values(), lr=self.cfg.outer_value_lr, **fused),
-            "policy": torch.optim.Adam(self.policy.values(), lr=self.cfg.outer_policy_lr,
-                                       **fused),
-            "lr": torch.optim.Adam(rates, lr=self.cfg.lr_lr, **fused),
+            "value": adam(self.value.values(), self.cfg.outer_value_lr),
+            "policy": adam(self.policy.values(), self.cfg.outer_policy_lr),
+            "lr": adam(rates, self.cfg.lr_lr),
         }
-
-
-def _param_dict(params: Params) -> nn.ParameterDict:
-    return nn.ParameterDict({k.replace(".", ":"): nn.Parameter(v) for k, v in params.items()})
 
 
 # ----------------------------------------------------------------------------- fast path
@@ -291,11 +283,7 @@ def policy_advantages(cfg: MACAWConfig, v_weights: list, batch: Batch) -> torch.
 
 def _targets(cfg: MACAWConfig, batch: Batch, tail_weights: list | None) -> torch.Tensor:
     """``R_t + gamma^(T-t) V(s_T)`` with the value ``tail_weights`` (no gradient), or ``R_t``."""
-    if not cfg.bootstrap or tail_weights is None:
-        return batch.mc_returns
-    with torch.no_grad():
-        tail = value_forward(tail_weights, batch.tail_observations)
-    return bootstrapped_returns(batch.mc_returns, batch.tail_discounts, tail)
+    return value_targets(batch, tail_weights, batch.tail_observations, cfg.bootstrap)
 
 
 def polyak(cfg: MACAWConfig, target: list, weights: list) -> list:
@@ -305,17 +293,26 @@ def polyak(cfg: MACAWConfig, target: list, weights: list) -> list:
             for (tw, tb), (w, b) in zip(target, weights)]
 
 
-def _policy_inner_loss(model: MACAW, batch: Batch, weights_awr: torch.Tensor,
-                       advantages: torch.Tensor | None):
-    """Eq. 3 (Meta-BC: the behaviour-cloning NLL) as a function of the policy's weights."""
+def policy_inner_loss(model: MACAW, batch: Batch, v_weights: list,
+                      adv_coef: torch.Tensor | None = None):
+    """Eq. 3 (Meta-BC: the behaviour-cloning NLL, every weight 1) as a function of the
+    policy's weights, with the advantages of ``batch`` under the (adapted) value ``v_weights``
+    (unread by Meta-BC) and L_ADV's weight ``adv_coef`` (default: the learned lambda). The
+    inner loops and online fine-tuning all take their policy steps on it."""
     cfg = model.cfg
+    if cfg.behaviour_cloning:
+        advantages, weights_awr = None, torch.ones_like(batch.mc_returns)
+    else:
+        advantages = policy_advantages(cfg, v_weights, batch)
+        weights_awr = awr_weights(advantages, cfg.temperature, cfg.max_weight)
+    coef = model.adv_coef if adv_coef is None else adv_coef
 
     def loss_fn(w):
         mean, adv_pred = policy_forward(w, batch.observations,
                                         batch.actions if cfg.adv_loss else None)
         loss = awr_loss(gaussian_log_prob(mean, batch.actions), weights_awr)
         if cfg.adv_loss:
-            loss = loss + model.adv_coef * advantage_loss(adv_pred, advantages)
+            loss = loss + coef * advantage_loss(adv_pred, advantages)
         return loss
     return loss_fn
 
@@ -332,12 +329,11 @@ def adapt(model: MACAW, batch: Batch, n_steps: int) -> Adapted:
     obs, returns = batch.observations, batch.mc_returns
     v_params, p_params = model.params("value"), model.params("policy")
     v_target = None
-    if cfg.behaviour_cloning:
-        v_weights, advantages, weights_awr = [], None, torch.ones_like(returns)
-    else:
+    v_weights = []
+    if not cfg.behaviour_cloning:
         v_states = [initial_state(s, v_params) for s in model.value_net.layers]
         if cfg.bootstrap:      # the outer value target; unused without bootstrapping
-            v_target = [(w.detach(), b.detach()) for w, b in _weights(model.value_net, v_params)]
+            v_target = [(w.detach(), b.detach()) for w, b in model.value_net.weights(v_params)]
         v_steps = value_steps(cfg, n_steps)
         for step in range(v_steps):
             # Eq. 2 on the plain Monte-Carlo return (the authors' no_bootstrap, inner only).
@@ -347,10 +343,8 @@ def adapt(model: MACAW, batch: Batch, n_steps: int) -> Adapted:
             v_weights = [state_weights(s, st) for s, st in zip(model.value_net.layers, v_states)]
             if cfg.bootstrap:
                 v_target = polyak(cfg, v_target, v_weights)
-        advantages = policy_advantages(cfg, v_weights, batch)
-        weights_awr = awr_weights(advantages, cfg.temperature, cfg.max_weight)
 
-    loss_fn = _policy_inner_loss(model, batch, weights_awr, advantages)
+    loss_fn = policy_inner_loss(model, batch, v_weights)
     p_states = [initial_state(s, p_params) for s in model.policy_net.layers]
     for step in range(n_steps):
         # After the last step only the trunk and mean are read (outer loss, rollouts).
@@ -399,7 +393,7 @@ def held_out_value_losses(model: MACAW, batch: MetaBatch, adapted: Adapted | Non
             adapted = adapt(model, batch.inner, cfg.inner_steps)
     with torch.no_grad():
         target = _targets(cfg, batch.outer, adapted.value_target)
-        before = value_loss(value_forward(_weights(model.value_net, model.params("value")),
+        before = value_loss(value_forward(model.value_net.weights(model.params("value")),
                                           batch.outer.observations), target)
         after = value_loss(value_forward(adapted.value, batch.outer.observations), target)
     return float(before.mean()), float(after.mean())
@@ -439,10 +433,6 @@ def advantage_weight_summary(model: MACAW, batch: MetaBatch, adapted: Adapted | 
 
 # ------------------------------------------------------------------------ reference path
 
-def _weights(net: MetaNet, params: Params) -> list:
-    return [effective_weights(spec, params) for spec in net.layers]
-
-
 def adapt_params(model: MACAW, batch: Batch, n_steps: int, phi: Params, theta: Params,
                  create_graph: bool = True) -> tuple[Params, Params, list | None]:
     """One task's inner loop on full parameter dicts (``batch`` of shape ``(B, ...)``):
@@ -451,24 +441,21 @@ def adapt_params(model: MACAW, batch: Batch, n_steps: int, phi: Params, theta: P
     and online fine-tuning with ``create_graph=False``). Also returns the outer value target's
     effective weights."""
     cfg = model.cfg
-    advantages, v_target = None, None
-    if cfg.behaviour_cloning:
-        w_awr = torch.ones_like(batch.mc_returns)
-    else:
+    v_target = None
+    if not cfg.behaviour_cloning:
         if cfg.bootstrap:
-            v_target = [(w.detach(), b.detach()) for w, b in _weights(model.value_net, phi)]
+            v_target = [(w.detach(), b.detach()) for w, b in model.value_net.weights(phi)]
         for _ in range(value_steps(cfg, n_steps)):
             phi = sgd_step(phi, model.inner_lrs("value"), value_loss(
-                value_forward(_weights(model.value_net, phi), batch.observations),
+                value_forward(model.value_net.weights(phi), batch.observations),
                 batch.mc_returns), create_graph)
             if cfg.bootstrap:
-                v_target = polyak(cfg, v_target, _weights(model.value_net, phi))
-        advantages = policy_advantages(cfg, _weights(model.value_net, phi), batch)
-        w_awr = awr_weights(advantages, cfg.temperature, cfg.max_weight)
-    loss_fn = _policy_inner_loss(model, batch, w_awr, advantages)
+                v_target = polyak(cfg, v_target, model.value_net.weights(phi))
+    loss_fn = policy_inner_loss(model, batch,
+                                [] if cfg.behaviour_cloning else model.value_net.weights(phi))
     for _ in range(n_steps):
         theta = sgd_step(theta, model.inner_lrs("policy"),
-                          loss_fn(_weights(model.policy_net, theta)), create_graph)
+                          loss_fn(model.policy_net.weights(theta)), create_graph)
     return phi, theta, v_target
 
 
@@ -484,7 +471,7 @@ def meta_loss_reference(model: MACAW, batch: MetaBatch) -> tuple[torch.Tensor, t
     for t in range(batch.inner.observations.shape[0]):
         phi, theta, v_target = adapt_params(model, _task(batch.inner, t), cfg.inner_steps,
                                             model.params("value"), model.params("policy"))
-        adapted = Adapted(_weights(model.value_net, phi), _weights(model.policy_net, theta),
+        adapted = Adapted(model.value_net.weights(phi), model.policy_net.weights(theta),
                           v_target)
         lv, lp = outer_losses(cfg, adapted, _task(batch.outer, t))
         total_v, total_p = total_v + lv, total_p + lp
@@ -534,24 +521,16 @@ class MACAWOnlineAgent:
 
     def _refresh(self) -> None:
         with torch.no_grad():          # effective weights once per update, not per env step
-            self.policy_weights = _weights(self.model.policy_net, self.theta)
+            self.policy_weights = self.model.policy_net.weights(self.theta)
 
     def losses(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
         """Eq. 2 on the value (plain returns, as the inner loss) and Eq. 3 on the policy
         (advantages bootstrapped as in the inner loop), at the current parameters."""
-        model, cfg = self.model, self.model.cfg
-        obs, act, ret = batch.observations, batch.actions, batch.mc_returns
-        v_weights = _weights(model.value_net, self.phi)
-        values = value_forward(v_weights, obs)
-        advantages = policy_advantages(cfg, v_weights, batch)
-        mean, adv_pred = policy_forward(_weights(model.policy_net, self.theta), obs,
-                                        act if cfg.adv_loss else None)
-        weights = (torch.ones_like(ret) if cfg.behaviour_cloning
-                   else awr_weights(advantages, cfg.temperature, cfg.max_weight))
-        policy = awr_loss(gaussian_log_prob(mean, act), weights)
-        if cfg.adv_loss:
-            policy = policy + model.adv_coef.detach() * advantage_loss(adv_pred, advantages)
-        return value_loss(values, ret), policy
+        model = self.model
+        v_weights = model.value_net.weights(self.phi)
+        policy = policy_inner_loss(model, batch, v_weights, model.adv_coef.detach())
+        return (value_loss(value_forward(v_weights, batch.observations), batch.mc_returns),
+                policy(model.policy_net.weights(self.theta)))
 
     def update(self, batch: Batch) -> dict[str, float]:
         value, policy = self.losses(batch)

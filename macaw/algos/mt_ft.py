@@ -36,10 +36,11 @@ import torch
 from torch import nn
 
 from macaw.algos.base import BatchDemand, MetaBatchShape
-from macaw.algos.losses import awr_loss, awr_weights, bootstrapped_returns, value_loss
+from macaw.algos.common import adam, param_dict, plain_params, value_targets
+from macaw.algos.losses import awr_loss, awr_weights, value_loss
 from macaw.data import Batch, TaskData, sample_meta_batch
 from macaw.fields import NonNegativeInt, PositiveFloat, PositiveInt, config_class
-from macaw.nets.layers import LayerSpec, Params, affine, effective_weights
+from macaw.nets.layers import LayerSpec, Params, affine
 from macaw.nets.networks import MetaNet, Weights, gaussian_log_prob, value_forward, value_net
 
 
@@ -93,10 +94,6 @@ def policy_mean(weights: Weights, x: torch.Tensor) -> torch.Tensor:
     return torch.tanh(affine(x, *weights[-1]))
 
 
-def net_weights(net: MetaNet, params: Params) -> Weights:
-    return [effective_weights(spec, params) for spec in net.layers]
-
-
 def task_inputs(obs: torch.Tensor, task_index: torch.Tensor | None, n_tasks: int) -> torch.Tensor:
     """``[obs, one-hot(task)]`` of size ``obs_dim + n_tasks``. ``obs`` is ``(T, B, obs_dim)``
     with ``task_index (T,)``, or any shape with ``task_index=None``: zeros (an unseen task)."""
@@ -110,16 +107,6 @@ def task_inputs(obs: torch.Tensor, task_index: torch.Tensor | None, n_tasks: int
 
 # --------------------------------------------------------------------------------- losses
 
-def value_targets(v_weights: Weights, batch: Batch, tail_inputs: torch.Tensor,
-                  bootstrap: bool) -> torch.Tensor:
-    """``R_t + gamma^(T-t) V(x_T)`` (a constant), or ``R_t`` without bootstrapping."""
-    if not bootstrap:
-        return batch.mc_returns
-    with torch.no_grad():
-        tail = value_forward(v_weights, tail_inputs)
-    return bootstrapped_returns(batch.mc_returns, batch.tail_discounts, tail)
-
-
 def multitask_losses(v_weights: Weights, p_weights: Weights, batch: Batch,
                      task_index: torch.Tensor | None, n_tasks: int, cfg: "MTFTConfig",
                      ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -129,7 +116,7 @@ def multitask_losses(v_weights: Weights, p_weights: Weights, batch: Batch,
     inputs = task_inputs(batch.observations, task_index, n_tasks)
     tail_inputs = task_inputs(batch.tail_observations, task_index, n_tasks)
     values = value_forward(v_weights, inputs)
-    targets = value_targets(v_weights, batch, tail_inputs, cfg.bootstrap)
+    targets = value_targets(batch, v_weights, tail_inputs, cfg.bootstrap)
     weights = awr_weights(targets - values, cfg.temperature, cfg.max_weight)
     log_probs = gaussian_log_prob(policy_mean(p_weights, inputs), batch.actions)
     return value_loss(values, targets), awr_loss(log_probs, weights)
@@ -167,17 +154,17 @@ def adapt(model: "MTFT", batch: Batch) -> Adapted:
     optimizers = {"value": torch.optim.Adam(value.values(), lr=cfg.adapt_value_lr),
                   "policy": torch.optim.Adam(policy.values(), lr=cfg.adapt_policy_lr)}
     for _ in range(cfg.adapt_steps):
-        v_weights = net_weights(model.value_net, value)
-        targets = value_targets(v_weights, batch, tail_inputs, cfg.bootstrap)
+        v_weights = model.value_net.weights(value)
+        targets = value_targets(batch, v_weights, tail_inputs, cfg.bootstrap)
         optimizers["value"].zero_grad(set_to_none=True)
         value_loss(value_forward(v_weights, inputs), targets).sum().backward()
         optimizers["value"].step()
 
         with torch.no_grad():
-            targets = value_targets(v_weights, batch, tail_inputs, cfg.bootstrap)
+            targets = value_targets(batch, v_weights, tail_inputs, cfg.bootstrap)
             advantages = targets - value_forward(v_weights, inputs)
         weights = awr_weights(advantages, cfg.temperature, cfg.max_weight)
-        log_probs = gaussian_log_prob(policy_mean(net_weights(model.policy_net, policy), inputs),
+        log_probs = gaussian_log_prob(policy_mean(model.policy_net.weights(policy), inputs),
                                       batch.actions)
         optimizers["policy"].zero_grad(set_to_none=True)
         awr_loss(log_probs, weights).sum().backward()
@@ -186,11 +173,6 @@ def adapt(model: "MTFT", batch: Batch) -> Adapted:
 
 
 # -------------------------------------------------------------------------------- learner
-
-def _param_dict(params: Params) -> nn.ParameterDict:
-    # Parameter dicts are keyed "l0.weight"; ParameterDict forbids dots, so "." -> ":".
-    return nn.ParameterDict({k.replace(".", ":"): nn.Parameter(v) for k, v in params.items()})
-
 
 class MTFT(nn.Module):
     """One policy and one value network for all ``n_tasks`` training tasks, conditioned on
@@ -202,19 +184,18 @@ class MTFT(nn.Module):
         self.cfg, self.n_tasks = cfg, n_tasks
         self.value_net = value_net(obs_dim + n_tasks, cfg.width, latent=0, n_hidden=cfg.n_hidden)
         self.policy_net = policy_mean_net(obs_dim + n_tasks, act_dim, cfg.width, cfg.n_hidden)
-        self.value = _param_dict(self.value_net.init_params(seed, dtype))
-        self.policy = _param_dict(self.policy_net.init_params(seed + 1, dtype))
+        self.value = param_dict(self.value_net.init_params(seed, dtype))
+        self.policy = param_dict(self.policy_net.init_params(seed + 1, dtype))
 
     def params(self, which: str) -> Params:
-        return {k.replace(":", "."): v for k, v in getattr(self, which).items()}
+        return plain_params(getattr(self, which))
 
     def weights(self, which: str) -> Weights:
-        return net_weights(getattr(self, f"{which}_net"), self.params(which))
+        return getattr(self, f"{which}_net").weights(self.params(which))
 
     def optimizers(self) -> dict[str, torch.optim.Optimizer]:
-        fused = {"fused": True} if self.value["l0:weight"].device.type in ("cpu", "cuda") else {}
-        return {"value": torch.optim.Adam(self.value.values(), lr=self.cfg.value_lr, **fused),
-                "policy": torch.optim.Adam(self.policy.values(), lr=self.cfg.policy_lr, **fused)}
+        return {"value": adam(self.value.values(), self.cfg.value_lr),
+                "policy": adam(self.policy.values(), self.cfg.policy_lr)}
 
     @staticmethod
     def batch_demand(data: MetaBatchShape, section: object = None) -> BatchDemand:
@@ -247,7 +228,7 @@ class MTFT(nn.Module):
         networks are not touched."""
         with torch.enable_grad():
             tuned = adapt(self, batch)
-        p_weights = net_weights(self.policy_net, tuned.policy)
+        p_weights = self.policy_net.weights(tuned.policy)
         policies = []
         for k in range(batch.observations.shape[0]):
             weights = [(w[k].detach(), b[k].detach()) for w, b in p_weights]

@@ -48,9 +48,11 @@ class MethodSpec:
 
 
 def _nowt_params(base, obs_dim: int, act_dim: int):
-    from macaw.nets.networks import equal_params_width
+    from macaw.nets.networks import equal_params_width, policy_net, value_net
 
-    width = equal_params_width(obs_dim, act_dim, base.width, base.latent, base.n_hidden)
+    width = equal_params_width(
+        lambda w, lat: (policy_net(obs_dim, act_dim, w, lat, base.n_hidden),
+                        value_net(obs_dim, w, lat, base.n_hidden)), base.width, base.latent)
     return dataclasses.replace(base, latent=0, width=width)
 
 

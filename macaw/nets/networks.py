@@ -17,10 +17,11 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Callable, Sequence
 
 import torch
 
-from macaw.nets.layers import LayerSpec, Params, affine, init_layer
+from macaw.nets.layers import LayerSpec, Params, affine, effective_weights, init_layer
 
 POLICY_STD = 0.2
 ADVANTAGE_HIDDEN = 32
@@ -46,6 +47,11 @@ class MetaNet:
 
     def n_params(self) -> int:
         return sum(spec.n_params() for spec in self.layers)
+
+    def weights(self, params: Params) -> list:
+        """Each layer's effective ``(W, b)`` from the parameter dict ``params``
+        (:func:`macaw.nets.layers.effective_weights`)."""
+        return [effective_weights(spec, params) for spec in self.layers]
 
 
 def _trunk(obs_dim: int, width: int, latent: int, n_hidden: int) -> list[LayerSpec]:
@@ -100,18 +106,16 @@ def gaussian_log_prob(mean: torch.Tensor, actions: torch.Tensor) -> torch.Tensor
         - 0.5 * mean.shape[-1] * math.log(2 * math.pi * var)
 
 
-def equal_params_width(obs_dim: int, act_dim: int, width: int = 100, latent: int = 100,
-                       n_hidden: int = 3) -> int:
-    """Hidden width of a plain (no-WT) policy + value pair whose parameter count is closest
-    to that of the WT pair of ``width`` (the paper's "No WT, equal params" ablation)."""
-    target = (policy_net(obs_dim, act_dim, width, latent, n_hidden).n_params()
-              + value_net(obs_dim, width, latent, n_hidden).n_params())
+def equal_params_width(nets: Callable[[int, int], Sequence[MetaNet]], width: int,
+                       latent: int) -> int:
+    """Hidden width ``w`` of the plain networks ``nets(w, 0)`` whose parameter count is
+    closest to that of the WT networks ``nets(width, latent)`` (the "No WT, equal params"
+    ablations: MACAW's policy + value pair, paper Fig. 4 center; the few-shot classifier,
+    Fig. 6). ``nets(width, latent)`` builds the networks of one model."""
+    def count(w: int, lat: int = 0) -> int:
+        return sum(net.n_params() for net in nets(w, lat))
 
-    def count(w: int) -> int:
-        return (policy_net(obs_dim, act_dim, w, 0, n_hidden).n_params()
-                + value_net(obs_dim, w, 0, n_hidden).n_params())
-
-    return closest_width(count, target, width)
+    return closest_width(count, count(width, latent), width)
 
 
 def closest_width(count, target: int, start: int) -> int:

@@ -12,6 +12,7 @@ import seaborn as sns
 from matplotlib import pyplot as plt
 
 from macaw.plotting.common import save_figure, save_table, set_style
+from macaw.stats import read_eval_csv
 
 
 @dataclass(frozen=True)
@@ -35,11 +36,7 @@ def curves_table(runs: list[RunCurve], metric: str = "return",
     its test tasks that are in ``tasks`` (a run with none of them is refused)."""
     frames = []
     for run in runs:
-        df = pd.read_csv(run.path)
-        missing = {"step", "task_id", metric} - set(df.columns)
-        if missing:
-            raise ValueError(f"{run.path}: missing column(s) {sorted(missing)}; "
-                             f"expected step, task_id, {metric}")
+        df = read_eval_csv(run.path, metric)
         if tasks is not None:
             df = df[df.task_id.isin(tasks)]
             if df.empty:

@@ -10,6 +10,7 @@ from matplotlib import pyplot as plt
 
 from macaw.plotting.common import save_figure, save_table, set_style
 from macaw.plotting.curves import RunCurve, curves_table
+from macaw.stats import last_evaluations
 
 
 def sparsity_table(runs: list[RunCurve], last: int = 3,
@@ -23,8 +24,8 @@ def sparsity_table(runs: list[RunCurve], last: int = 3,
     frames = []
     for name, tasks in sets.items():
         df = curves_table(runs, tasks=tasks)
-        df = df.assign(rank=df.groupby(["panel", "label", "seed"]).step.rank(ascending=False))
-        tail = df[df["rank"] <= last]
+        tail = pd.concat(last_evaluations(run, last)
+                         for _, run in df.groupby(["panel", "label", "seed"], sort=False))
         final = (tail.groupby(["panel", "label", "seed"], as_index=False)
                  .agg(step=("step", "max"), mean_return=("mean_return", "mean")))
         frames.append(final.assign(test_tasks=name))
