@@ -23,6 +23,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from macaw.algos.registry import labels
 from macaw.plotting.curves import RunCurve, plot_curves
 from macaw.plotting.diagnostics import DiagnosticRun, plot_diagnostics
 from macaw.stats import SummaryRun, write_summary
@@ -66,8 +67,7 @@ def main() -> None:
             if (run / name).exists():
                 shutil.copy(run / name, dest / name)
 
-    main_runs = [(label, name, seed) for name, label in (("macaw", "MACAW"),
-                                                          ("mt_ft", "Offline MT+FT"))
+    main_runs = [(labels()[name], name, seed) for name in ("macaw", "mt_ft")
                  for seed in seeds_of(study, name)]
     plot_curves([RunCurve("cheetah-vel standard", label, seed,
                           study / name / f"seed{seed}" / "eval.csv")

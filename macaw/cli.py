@@ -2,6 +2,10 @@
 
 Snakemake rules call these subcommands; each parses its arguments and calls one library
 function that does the work. `macaw SUBCOMMAND --help` describes a subcommand.
+
+Every subcommand that reads several runs takes one `--run` per run, in one shape: its groups
+first (a figure's panel, a summary's family and split), then the legend LABEL, the SEED and the
+run's file or directory.
 """
 
 from __future__ import annotations
@@ -110,8 +114,8 @@ EXAMPLES = {
                "    --run cheetah-vel standard MACAW 0 results/runs/cheetah-vel/standard/macaw/seed0/eval.csv \\\n"
                "    --run cheetah-vel standard 'Offline MT+FT' 0 results/runs/cheetah-vel/standard/mt_ft/seed0/eval.csv",
     "table1": "macaw table1 --csv /tmp/table1.csv --md /tmp/table1.md \\\n"
-              "    --run MACAW results/online/cheetah-vel/extrapolation/macaw/seed0.csv \\\n"
-              "    --run 'Offline PEARL' results/online/cheetah-vel/extrapolation/pearl/seed0.csv",
+              "    --run MACAW 0 results/online/cheetah-vel/extrapolation/macaw/seed0.csv \\\n"
+              "    --run 'Offline PEARL' 0 results/online/cheetah-vel/extrapolation/pearl/seed0.csv",
     "export-minari": "macaw export-minari --buffers results/buffers/cheetah-vel/task03.h5 \\\n"
                      "    --dataset-id macaw/cheetah-vel-task03-v0 --root /tmp/minari",
 }
@@ -197,7 +201,8 @@ def cmd_plot_fig9(args: argparse.Namespace) -> None:
 def cmd_plot_curves(args: argparse.Namespace) -> None:
     from macaw.plotting.curves import RunCurve, plot_curves
 
-    runs = [RunCurve(panel, label, int(seed), Path(path)) for panel, label, seed, path in args.run]
+    runs = [RunCurve(panel, label, _seed(seed, label), Path(path))
+            for panel, label, seed, path in args.run]
     plot_curves(runs, args.pdf, args.csv, title=args.title, metric=args.metric)
 
 
@@ -205,7 +210,7 @@ def cmd_plot_sparsity(args: argparse.Namespace) -> None:
     from macaw.plotting.curves import RunCurve
     from macaw.plotting.sparsity import plot_sparsity
 
-    runs = [RunCurve(n, label, int(seed), Path(path)) for n, label, seed, path in args.run]
+    runs = [RunCurve(n, label, _seed(seed, label), Path(path)) for n, label, seed, path in args.run]
     plot_sparsity(runs, args.pdf, args.csv, title=args.title, last=args.last,
                   common_tasks=set(args.common_tasks) if args.common_tasks else None)
 
@@ -213,14 +218,14 @@ def cmd_plot_sparsity(args: argparse.Namespace) -> None:
 def cmd_plot_diagnostics(args: argparse.Namespace) -> None:
     from macaw.plotting.diagnostics import DiagnosticRun, plot_diagnostics
 
-    runs = [DiagnosticRun(label, int(seed), Path(d)) for label, seed, d in args.run]
+    runs = [DiagnosticRun(label, _seed(seed, label), Path(d)) for label, seed, d in args.run]
     plot_diagnostics(runs, args.pdf, args.csv, title=args.title)
 
 
 def cmd_summary(args: argparse.Namespace) -> None:
     from macaw.stats import SummaryRun, write_summary
 
-    runs = [SummaryRun(family, split, label, int(seed), Path(path))
+    runs = [SummaryRun(family, split, label, _seed(seed, label), Path(path))
             for family, split, label, seed, path in args.run]
     write_summary(runs, args.csv, args.md, last=args.last, reps=args.reps)
 
@@ -250,12 +255,24 @@ def cmd_online_finetune(args: argparse.Namespace) -> None:
                           restart_on_config_change=args.restart_on_config_change)
 
 
+def _seed(value: str, label: str) -> int:
+    """A ``--run``'s SEED, or a one-line error naming the run."""
+    if not value.isdigit():
+        raise SystemExit(f"macaw: --run {label!r}: SEED must be a non-negative integer, "
+                         f"found {value!r}")
+    return int(value)
+
+
 def cmd_table1(args: argparse.Namespace) -> None:
     from macaw.online import online_table
 
-    runs: dict[str, list[Path]] = {}
-    for label, path in args.run:
-        runs.setdefault(label, []).append(Path(path))
+    runs: dict[str, dict[int, Path]] = {}
+    for label, seed, path in args.run:
+        if _seed(seed, label) in runs.setdefault(label, {}):
+            raise SystemExit(f"macaw table1: --run {label!r} seed {seed} given twice "
+                             f"({runs[label][int(seed)]}, {path})")
+        runs[label][int(seed)] = Path(path)
+    runs = {label: list(seeds.values()) for label, seeds in runs.items()}
     print(online_table(runs, args.csv, args.md).to_string(index=False))
 
 
@@ -305,7 +322,7 @@ def cmd_fewshot(args: argparse.Namespace) -> None:
 def cmd_plot_fig6(args: argparse.Namespace) -> None:
     from macaw.plotting.fig6 import FewShotRun, plot_fig6
 
-    runs = [FewShotRun(label, int(seed), Path(path)) for label, seed, path in args.run]
+    runs = [FewShotRun(label, _seed(seed, label), Path(path)) for label, seed, path in args.run]
     plot_fig6(runs, args.pdf, args.csv)
 
 
@@ -544,9 +561,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_summary)
 
     p = sub.add_parser("table1", help="Table 1 from online fine-tuning CSVs")
-    p.add_argument("--run", nargs=2, action="append", required=True,
-                   metavar=("METHOD", "ONLINE_CSV"), help="one run (repeat; seeds of a method "
-                   "are averaged per task)")
+    p.add_argument("--run", nargs=3, action="append", required=True,
+                   metavar=("LABEL", "SEED", "ONLINE_CSV"), help="one run (repeat; seeds of a "
+                   "method are averaged per task)")
     p.add_argument("--csv", type=Path, required=True)
     p.add_argument("--md", type=Path, required=True)
     p.set_defaults(func=cmd_table1)

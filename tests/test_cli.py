@@ -91,3 +91,26 @@ def test_every_subcommand_has_an_example_that_parses():
         assert argv[:2] == ["macaw", name]
         assert parser.parse_args(argv[1:]).command == name
         assert "example:\n  macaw " + name in commands[name].format_help()
+
+
+def test_every_run_list_has_one_shape_and_a_bad_seed_is_one_line(tmp_path):
+    """Every --run ends LABEL SEED PATH (table1 included); a SEED that is not a non-negative
+    integer, or a seed given twice to table1, fails naming the run, before anything is read."""
+    from macaw.cli import build_parser
+
+    parser = build_parser()
+    commands = next(a for a in parser._actions if a.dest == "command").choices
+    shapes = {name: next(a for a in p._actions if a.dest == "run").metavar
+              for name, p in commands.items() if any(a.dest == "run" for a in p._actions)}
+    assert set(shapes) == {"plot-curves", "plot-sparsity", "plot-diagnostics", "plot-fig6",
+                           "summary", "table1"}
+    for name, metavar in shapes.items():
+        assert metavar[-3:-1] == ("LABEL", "SEED"), (name, metavar)
+    csv = str(tmp_path / "online.csv")
+    with pytest.raises(SystemExit, match=r"--run 'MACAW': SEED must be a non-negative integer, "
+                                         r"found 'x'"):
+        cli.main(["table1", "--run", "MACAW", "x", csv, "--csv", csv, "--md", csv])
+    with pytest.raises(SystemExit, match=r"--run 'MACAW' seed 0 given twice"):
+        cli.main(["table1", "--run", "MACAW", "0", csv, "--run", "MACAW", "0", csv,
+                  "--csv", csv, "--md", csv])
+    assert not list(tmp_path.iterdir())

@@ -99,7 +99,7 @@ rule table1:
         "../envs/macaw.yaml"
     params:
         runs=" ".join(
-            f"--run {shlex.quote(METHOD_LABELS[m])} {online_file(m, seed)}"
+            f"--run {shlex.quote(METHOD_LABELS[m])} {seed} {online_file(m, seed)}"
             for m in ONLINE.methods
             for seed in online_seeds()
         ),
