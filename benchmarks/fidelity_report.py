@@ -1,4 +1,6 @@
-"""Assemble the fidelity study (benchmarks/fidelity_study.sh) into small committed files:
+"""Assemble the fidelity study (config/studies/fidelity.yaml, built by
+``snakemake --cores 2 studies --configfile config/studies/fidelity.yaml``) into small committed
+files:
 
     docs/results/fidelity/curves.csv, curves.pdf   MACAW vs MT+FT, 10k meta-steps, 3 seeds
     docs/results/fidelity/summary.{csv,md,json}    final scores at 10k (last 3 evaluations)
@@ -8,11 +10,12 @@
     docs/results/fidelity/diagnostics.{csv,pdf}    adaptation gain, rates, lambda, value loss
     docs/results/fidelity/runs/…                   every run's eval.csv, train.csv, config.yaml
 
-Usage: python benchmarks/fidelity_report.py [--study results/study] [--out docs/results/fidelity]
+Usage: python benchmarks/fidelity_report.py [--study results/studies/fidelity/standard]
+                                             [--out docs/results/fidelity]
                                              [--also-at 2000 ...]
 
 `--also-at N` writes summary_N.* from each run's evaluations up to step N (default 2000). A study
-without ablation runs (fidelity_study.sh with ABLATIONS=0) gets no ablation.* files.
+without ablation runs (config/studies/curves_20k.yaml) gets no ablation.* files.
 """
 
 from __future__ import annotations
@@ -53,7 +56,8 @@ def truncated(eval_csv: Path, steps: int, out: Path) -> Path:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--study", type=Path, default=Path("results/study"))
+    parser.add_argument("--study", type=Path,
+                        default=Path("results/studies/fidelity/standard"))
     parser.add_argument("--out", type=Path, default=Path("docs/results/fidelity"))
     parser.add_argument("--also-at", type=int, nargs="+", default=[2000], metavar="STEPS",
                         help="also summarise the runs cut at these meta-steps (default 2000)")

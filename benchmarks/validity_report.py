@@ -1,7 +1,9 @@
 """The numbers behind docs/results/validity/README.md's readings (its §2 experiments).
 
-Reads the runs of ``benchmarks/validity_study.py`` (``results/validity/``, or ``--runs``), each
-compared with its baseline of the same data build (also there), and writes one CSV per experiment
+Reads the runs of the validity study (``config/studies/validity.yaml``, built by
+``snakemake --cores 2 studies --configfile config/studies/validity.yaml`` into
+``results/studies/validity/``, or ``--runs``), each compared with its baseline of the same data
+build (also there), and writes one CSV per experiment
 to ``--out`` (default ``docs/results/validity/``), printing each as a table. One-seed
 comparisons are paired per test task (same seed, same test task), with a 95 % percentile
 bootstrap CI over the test tasks; 3-seed ones go through ``macaw summary`` (rliable).
@@ -83,7 +85,7 @@ def memorisation(runs: Path) -> pd.DataFrame:
     """(b): per method and task, final adapted / unadapted return on the training tasks."""
     rows = []
     for method in ("macaw", "meta_bc", "mt_ft"):
-        path = runs / "memorise3" / method / "seed0/eval.csv"
+        path = runs / "sparse3" / f"{method}-memorise" / "seed0/eval.csv"
         if not path.exists():
             continue
         for task, r in per_task(path).iterrows():
@@ -115,17 +117,17 @@ def steps_5k(runs: Path) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def test_time_steps(out_dir: Path) -> pd.DataFrame:
+def test_time_steps(runs: Path) -> pd.DataFrame:
     """(e): per split, mean return at 1/2/5/20 policy steps (one value step) over the 3 seeds,
     and the paired gain of 5 and of 20 steps over one, over seeds x test tasks."""
     from macaw.test_time import diverged_tasks
 
     rows = []
     for split in ("sparse5", "sparse3"):
-        files = sorted((out_dir / split).glob("seed*.csv"))
+        files = sorted((runs / split / "macaw").glob("seed*/test_time_steps.csv"))
         if not files:
             continue
-        df = pd.concat([pd.read_csv(f).assign(seed=f.stem) for f in files])
+        df = pd.concat([pd.read_csv(f).assign(seed=f.parent.name) for f in files])
         bad = diverged_tasks(df)
         df = df[~df.task_id.isin(bad)]
         per = df.groupby(["test_steps", "seed", "task_id"])["return"].mean().unstack(
@@ -158,9 +160,7 @@ def value_signal(runs: Path) -> pd.DataFrame:
 
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--runs", type=Path, default=REPO / "results/validity/runs")
-    p.add_argument("--test-time-steps", type=Path,
-                   default=REPO / "results/validity/test_time_steps")
+    p.add_argument("--runs", type=Path, default=REPO / "results/studies/validity")
     p.add_argument("--out", type=Path, default=REPO / "docs/results/validity")
     p.add_argument("--only", nargs="+", default=list("abdef"), choices=list("abdef"),
                    help="experiments to report ((c) goes through `macaw summary`)")
@@ -168,7 +168,7 @@ def main(argv: list[str] | None = None) -> None:
     makers = {"a": ("windows", lambda: window_experiment(args.runs)),
               "b": ("memorisation", lambda: memorisation(args.runs)),
               "d": ("steps_5k", lambda: steps_5k(args.runs)),
-              "e": ("test_time_steps", lambda: test_time_steps(args.test_time_steps)),
+              "e": ("test_time_steps", lambda: test_time_steps(args.runs)),
               "f": ("value_signal", lambda: value_signal(args.runs))}
     args.out.mkdir(parents=True, exist_ok=True)
     pd.set_option("display.width", 200)

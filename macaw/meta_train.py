@@ -133,17 +133,18 @@ class MetaTrainConfig:
     directory written before the rename is read with :func:`saved_config`)."""
 
     @classmethod
-    def from_dict(cls, values: dict) -> "MetaTrainConfig":
+    def from_dict(cls, values: dict, where: str = "meta-training config") -> "MetaTrainConfig":
         """Checked: every field's name, type and range (its annotation), the method, and the
-        baselines' sections (``pearl``, ``mt_ft``) against their config classes."""
-        cfg = parse_config(cls, values, "meta-training config")
+        baselines' sections (``pearl``, ``mt_ft``) against their config classes; errors
+        start with ``where``."""
+        cfg = parse_config(cls, values, where)
         if cfg.method not in registry.METHODS:
-            raise ValueError(f"meta-training config: method {cfg.method!r} unknown; "
+            raise ValueError(f"{where}: method {cfg.method!r} unknown; "
                              f"expected one of {tuple(registry.METHODS)}")
         for section in registry.baseline_sections():
             if getattr(cfg, section) or registry.get_method(cfg.method).section == section:
                 parse_config(registry.config_class(section), getattr(cfg, section),
-                             f"meta-training config, section {section!r}")
+                             f"{where}, section {section!r}")
         return cfg
 
 

@@ -226,6 +226,14 @@ def build_schema() -> dict:
                 },
             },
             "online": section_schema(configs["online"], where=", Table 1's online fine-tuning"),
+            "studies": {
+                "description": "studies beside the figures (docs/results/), built by the "
+                               "`studies` target, usually from an overlay "
+                               "(config/studies/*.yaml); a run lands in "
+                               "results/studies/<study>/<split>/<run>/seed<seed>/",
+                "type": "object",
+                "additionalProperties": {"$ref": "#/definitions/study"},
+            },
             "fewshot": {
                 "description": "Fig. 6, MAML few-shot classification on the digits stand-in "
                                "for Omniglot",
@@ -255,6 +263,39 @@ def build_schema() -> dict:
                 },
             },
             "behaviour": behaviour,
+            "study": {
+                "type": "object", "additionalProperties": False, "required": ["family", "runs"],
+                "properties": {
+                    "family": {"enum": families, "description": "the family every run "
+                               "meta-trains on (its buffers and splits)"},
+                    "seeds": _seed_list("seeds of every run (default meta_training.seeds)"),
+                    "params": {"$ref": "#/definitions/meta_params",
+                               "description": "params of every run, over the family's and "
+                               "method's defaults"},
+                    "runs": {"type": "object", "minProperties": 1,
+                             "description": "the study's runs by name",
+                             "additionalProperties": {"$ref": "#/definitions/study_run"}},
+                },
+            },
+            "study_run": {
+                "type": "object", "additionalProperties": False, "required": ["method"],
+                "properties": {
+                    "method": {"enum": methods},
+                    "splits": {"type": "array", "minItems": 1, "uniqueItems": True,
+                               "items": {"enum": split_names},
+                               "description": "splits it runs on (default [standard])"},
+                    "seeds": _seed_list("its seeds (default: the study's)"),
+                    "params": {"$ref": "#/definitions/meta_params",
+                               "description": "its params, over the study's"},
+                    "memorisation_check": {"type": "boolean", "description": "test on the "
+                                           "training tasks (macaw make-split "
+                                           "--memorisation-check); a diagnostic"},
+                    "test_time_steps": {"type": "array", "minItems": 1,
+                                        "items": {"type": "integer", "minimum": 1},
+                                        "description": "also write test_time_steps.csv "
+                                        "with these numbers of test-time steps"},
+                },
+            },
         },
     }
 

@@ -205,6 +205,36 @@ def test_rerun_has_nothing_to_do(smoke_run):
     assert "Nothing to be done" in proc.stdout + proc.stderr
 
 
+def test_a_study_overlay_builds_its_runs_and_a_bad_run_fails_before_any_job(smoke_run):
+    """A `studies` overlay is built by the `studies` target: each run with the family's and
+    method's defaults, the study's params and its own over them; a memorisation run on its own
+    training tasks, with test-time steps. A wrong field of a run fails before any job, naming
+    the run."""
+    study = {"studies": {"probe": {"family": "cheetah-vel", "seeds": [0],
+                                   "params": {"steps": 3, "eval_every": 3},
+                                   "runs": {"wide": {"method": "mt_ft",
+                                                     "params": {"window_episodes": 2}},
+                                            "memo": {"method": "macaw", "splits": ["sparse3"],
+                                                     "memorisation_check": True,
+                                                     "test_time_steps": [1, 2]}}}}}
+    (smoke_run / "config" / "probe.yaml").write_text(yaml.safe_dump(study))
+    snakemake(smoke_run, "--cores", "2", "studies", "--configfile", "config/smoke.yaml",
+              "config/probe.yaml")
+    runs = smoke_run / "results" / "studies" / "probe"
+    wide = yaml.safe_load((runs / "standard/wide/seed0/config.yaml").read_text())
+    assert (wide["window_episodes"], wide["steps"], wide["method"]) == (2, 3, "mt_ft")
+    memo = yaml.safe_load((runs / "sparse3/memo/seed0/config.yaml").read_text())
+    assert memo["memorisation_check"] and memo["test_tasks"] == memo["train_tasks"]
+    assert sorted(pd.read_csv(runs / "sparse3/memo/seed0/eval.csv").step.unique()) == [0, 3]
+    steps = pd.read_csv(runs / "sparse3/memo/seed0/test_time_steps.csv")
+    assert sorted(steps.test_steps.unique()) == [1, 2]
+    study["studies"]["probe"]["runs"]["wide"]["params"] = {"inner_window": "great"}
+    (smoke_run / "config" / "bad.yaml").write_text(yaml.safe_dump(study))
+    proc = snakemake(smoke_run, "-n", "studies", "--configfile", "config/smoke.yaml",
+                     "config/bad.yaml", check=False)
+    assert proc.returncode != 0 and "great" in proc.stdout + proc.stderr
+
+
 def test_the_report_shows_every_figure_and_table_in_the_papers_sections(smoke_run, tmp_path):
     """`snakemake --report` on the smoke results: a zip whose index names every figure and table,
     with its caption and its paper section, plus the rules' runtime statistics."""

@@ -310,6 +310,60 @@ def figure_run_args(figure):
     )
 
 
+# ---------------------------------------------------------------- studies (studies.smk)
+
+
+def study_run_spec(study, split, name, seed):
+    """(family, method, params, memorisation_check, test_time_steps) of one study run: the
+    default params of its family and method (meta_train_params), then the study's `params`,
+    then the run's (sections merged one level deep)."""
+    spec = config.get("studies", {}).get(study, {})
+    run = spec.get("runs", {}).get(name)
+    if run is None or split not in run.get("splits", ["standard"]):
+        raise ValueError(f"config: studies.{study} has no run {name!r} on split {split!r}")
+    family = spec["family"]
+    method, params = meta_train_params(family, run["method"])
+    for overrides in (spec.get("params", {}), run.get("params", {})):
+        for key, value in overrides.items():
+            params[key] = {**params.get(key, {}), **value} if isinstance(value, dict) else value
+    return (
+        family,
+        method,
+        params,
+        run.get("memorisation_check", False),
+        run.get("test_time_steps", []),
+    )
+
+
+def study_run_dirs():
+    """(study, split, name, seed, run directory) of every study run of this config."""
+    return [
+        (study, split, name, seed, f"results/studies/{study}/{split}/{name}/seed{seed}")
+        for study, spec in config.get("studies", {}).items()
+        for name, run in spec["runs"].items()
+        for split in run.get("splits", ["standard"])
+        for seed in run.get("seeds", spec.get("seeds", config["meta_training"]["seeds"]))
+    ]
+
+
+def study_outputs():
+    """Every file the `studies` target builds."""
+    out = []
+    for study, split, name, seed, d in study_run_dirs():
+        out.append(f"{d}/eval.csv")
+        if study_run_spec(study, split, name, seed)[4]:
+            out.append(f"{d}/test_time_steps.csv")
+    return out
+
+
+def study_split_file(w):
+    """The run's split file: a memorisation check's makes the training tasks its test tasks."""
+    family, _, _, memorise, _ = study_run_spec(w.study, w.split, w.name, w.seed)
+    if memorise:
+        return f"results/studies/{w.study}/splits/{w.split}-memorise.json"
+    return f"results/splits/{family}/{w.split}.json"
+
+
 def check_fields_together():
     """Constraints between config fields, which the schema cannot state, checked here so that
     a bad config fails before any job (this imports the config classes, and torch with them;
@@ -327,14 +381,23 @@ def check_fields_together():
     }
     runs = {(family, m) for figure in RESULTS for _, _, family, _, m in figure_runs(figure)}
     runs |= {(ONLINE.families[0], m) for m in ONLINE.methods if online_files()}
-    for family, run_method in sorted(runs):
-        method, params = meta_train_params(family, run_method)
-        cfg = MetaTrainConfig.from_dict({**params, "family": family, "method": method})
+    checks = [
+        (family, *meta_train_params(family, run_method), f"{family}/{run_method}")
+        for family, run_method in sorted(runs)
+    ]
+    checks += [
+        (*study_run_spec(study, split, name, seed)[:3], f"studies.{study}.runs.{name}")
+        for study, split, name, seed, _ in study_run_dirs()
+    ]
+    for family, method, params, where in checks:
+        cfg = MetaTrainConfig.from_dict(
+            {**params, "family": family, "method": method}, where=f"config: {where}"
+        )
         check_batches_fit(
             cfg,
             steps[family],
             get_family(family).episode_steps,
-            f"config: meta-training run {family}/{run_method}",
+            f"config: meta-training run {where}",
         )
 
 
