@@ -27,6 +27,7 @@ adaptation batches are uniform over the inner window.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import math
@@ -340,6 +341,7 @@ def _meta_train_locked(cfg: MetaTrainConfig, train_buffers: list[Path],
                        restart_on_config_change: bool, memorisation_check: bool = False,
                        gamma: float | None = None) -> Path:
     """:func:`run_meta_training`, holding the run directory's lock."""
+    started = time.perf_counter()
     remove_partial_writes(*(run_dir / name for name in RUN_FILES))
     device = pick_device(cfg.device, "meta-training config")
     torch.manual_seed(cfg.seed)
@@ -419,7 +421,22 @@ def _meta_train_locked(cfg: MetaTrainConfig, train_buffers: list[Path],
     train_rows = ckpt["train_rows"] if start else []
     pending: list[dict[str, float]] = []
 
+    spent = dict.fromkeys(("training steps", "evaluation", "adaptation statistics",
+                           "checkpoints"), 0.0)
+
+    @contextlib.contextmanager
+    def timed(part: str):
+        since = time.perf_counter()
+        try:
+            yield
+        finally:
+            spent[part] += time.perf_counter() - since
+
     def save(step: int) -> None:
+        with timed("checkpoints"):
+            _save(step)
+
+    def _save(step: int) -> None:
         _check_finite_parameters(model, run_dir, step, last_saved["step"])
         last_saved["step"] = step
         checkpoint.save({"step": step, "model": model.state_dict(),
@@ -433,7 +450,8 @@ def _meta_train_locked(cfg: MetaTrainConfig, train_buffers: list[Path],
         write_train_csv(run_dir / "train.csv", train_rows)
 
     def evaluate(step: int) -> float:
-        episodes = evaluate_tasks(model, test, cfg, seed=evaluation_seed(cfg, step))
+        with timed("evaluation"):
+            episodes = evaluate_tasks(model, test, cfg, seed=evaluation_seed(cfg, step))
         if not all(math.isfinite(e.episode_return) for e in episodes):
             raise FloatingPointError(
                 f"{run_dir}: non-finite meta-test return at meta-step {step}; the last good "
@@ -446,7 +464,9 @@ def _meta_train_locked(cfg: MetaTrainConfig, train_buffers: list[Path],
     def log_training(step: int) -> None:
         row = {"step": step, **{k: float(np.mean([p[k] for p in pending])) for k in pending[0]}}
         if hasattr(model, "adaptation_stats"):
-            row.update(model.adaptation_stats(train, cfg, np.random.default_rng([cfg.seed, step])))
+            with timed("adaptation statistics"):
+                row.update(model.adaptation_stats(train, cfg,
+                                                  np.random.default_rng([cfg.seed, step])))
         train_rows.append(row)
         pending.clear()
 
@@ -457,7 +477,8 @@ def _meta_train_locked(cfg: MetaTrainConfig, train_buffers: list[Path],
         save(0)
     t0 = time.perf_counter()
     for step in range(start + 1, cfg.steps + 1):
-        stats = model.train_step(optimizers, train, cfg, rng)
+        with timed("training steps"):
+            stats = model.train_step(optimizers, train, cfg, rng)
         if not all(math.isfinite(v) for v in stats.values()):
             raise FloatingPointError(
                 f"{run_dir}: non-finite loss at meta-step {step} ({stats}); the last good "
@@ -476,6 +497,14 @@ def _meta_train_locked(cfg: MetaTrainConfig, train_buffers: list[Path],
     # A finished run started again (e.g. its eval.csv was deleted) rewrites its CSVs from
     # the checkpoint instead of leaving Snakemake a missing output.
     write_csvs()
+    total = time.perf_counter() - started
+    steps_done = cfg.steps - start
+    log.info("%s: %.1f s in this process: %s, %.1f s loading data and the rest", run_dir, total,
+             ", ".join(f"{seconds:.1f} s {part}" + (
+                 f" ({1000 * seconds / steps_done:.1f} ms/step)"
+                 if part == "training steps" and steps_done else "")
+                 for part, seconds in spent.items()),
+             total - sum(spent.values()))
     return eval_path
 
 

@@ -520,3 +520,23 @@ def test_a_buffer_of_another_observation_size_fails_before_any_output(tiny_buffe
                           tmp_path / "run", progress=False)
     assert not (tmp_path / "run" / "config.yaml").exists()
 
+
+
+def test_a_run_logs_where_its_time_went(tiny_buffers, tmp_path, caplog):
+    """One line at the end: training steps (with ms per step), evaluation, adaptation
+    statistics, checkpoints and the rest, which add up to the process's time."""
+    import logging
+    import re
+
+    with caplog.at_level(logging.INFO, logger="macaw.meta_train"):
+        run_meta_training(tiny_config(steps=4, eval_every=2), [tiny_buffers[3]],
+                          [tiny_buffers[11]], tmp_path, progress=False)
+    line = next(r.getMessage() for r in caplog.records if "in this process" in r.getMessage())
+    match = re.search(r": ([\d.]+) s in this process: ([\d.]+) s training steps \(([\d.]+) "
+                      r"ms/step\), ([\d.]+) s evaluation, ([\d.]+) s adaptation statistics, "
+                      r"([\d.]+) s checkpoints, ([\d.]+) s loading data and the rest", line)
+    assert match, line
+    total, steps, per_step, *rest = map(float, match.groups())
+    assert per_step == pytest.approx(1000 * steps / 4, abs=1000 * 0.05 / 4 + 0.05)  # rounding
+    assert steps + sum(rest) == pytest.approx(total, abs=0.3)
+    assert all(x > 0 for x in (steps, rest[0], rest[1], rest[2]))
