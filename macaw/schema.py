@@ -213,6 +213,9 @@ def build_schema() -> dict:
                                      "additionalProperties": _seed_list()},
                     "online_seeds": _seed_list("seeds of Table 1's online fine-tuning "
                                                "(default `seeds`)"),
+                    "bootstrap_reps": {"type": "integer", "minimum": 100, "description":
+                                       "bootstrap resamples of the summary's CIs (default "
+                                       "2000; the smoke scale, which checks plumbing, 200)"},
                     "final_evals": {"type": "integer", "minimum": 1, "description": "a run's "
                                     "final score is its mean return over this many last "
                                     "evaluations"},

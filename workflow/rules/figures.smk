@@ -131,8 +131,9 @@ rule summary:
     params:
         runs=summary_run_args(),
         last=config["meta_training"].get("final_evals", 3),
+        reps=config["meta_training"].get("bootstrap_reps", 2000),
     shell:
-        "macaw summary {params.runs} --last {params.last}"
+        "macaw summary {params.runs} --last {params.last} --reps {params.reps}"
         " --csv {output.csv} --md {output.md} 2>&1 | tee {log}"
 
 
