@@ -8,7 +8,7 @@ to ``--out`` (default ``docs/results/validity/``), printing each as a table. One
 comparisons are paired per test task (same seed, same test task), with a 95 % percentile
 bootstrap CI over the test tasks; 3-seed ones go through ``macaw summary`` (rliable).
 
-    python benchmarks/validity_report.py [--only a b c d e f]   # (c): macaw summary
+    python benchmarks/validity_report.py [--only a b c d e f]   # (c) through macaw summary
 """
 
 from __future__ import annotations
@@ -73,6 +73,23 @@ def window_experiment(runs: Path) -> pd.DataFrame:
                              **ci_row("adaptation gain", wide["gain"]),
                              "default": base["gain"].mean(), "wide": wide["gain"].mean()})
     return pd.DataFrame(rows)
+
+
+def meta_bc_windows(runs: Path, out: Path) -> pd.DataFrame:
+    """(c): MACAW and Meta-BC on the bad and medium adaptation windows, 3 seeds, through
+    ``macaw summary`` (rliable: IQM, P(MACAW better), the controls), written to
+    ``meta_bc_windows.{csv,md,json}``; returns the summary's rows."""
+    from macaw.stats import SummaryRun, write_summary
+
+    found = [SummaryRun("cheetah-vel", f"standard, {window} data", label, seed, path)
+             for window in ("bad", "medium")
+             for method, label in (("macaw", "MACAW"), ("meta_bc", "Meta-BC"))
+             for seed in (0, 1, 2)
+             if (path := runs / "standard" / f"{method}-{window}" / f"seed{seed}/eval.csv").exists()]
+    if not found:
+        return pd.DataFrame()
+    write_summary(found, out / "meta_bc_windows.csv", out / "meta_bc_windows.md", last=LAST)
+    return pd.read_csv(out / "meta_bc_windows.csv")
 
 
 def behaviour_return(task: int, episodes: int = 10) -> float:
@@ -162,11 +179,12 @@ def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--runs", type=Path, default=REPO / "results/studies/validity")
     p.add_argument("--out", type=Path, default=REPO / "docs/results/validity")
-    p.add_argument("--only", nargs="+", default=list("abdef"), choices=list("abdef"),
-                   help="experiments to report ((c) goes through `macaw summary`)")
+    p.add_argument("--only", nargs="+", default=list("abcdef"), choices=list("abcdef"),
+                   help="experiments to report (default: all)")
     args = p.parse_args(argv)
     makers = {"a": ("windows", lambda: window_experiment(args.runs)),
               "b": ("memorisation", lambda: memorisation(args.runs)),
+              "c": ("meta_bc_windows", lambda: meta_bc_windows(args.runs, args.out)),
               "d": ("steps_5k", lambda: steps_5k(args.runs)),
               "e": ("test_time_steps", lambda: test_time_steps(args.runs)),
               "f": ("value_signal", lambda: value_signal(args.runs))}
@@ -178,7 +196,8 @@ def main(argv: list[str] | None = None) -> None:
         if table.empty:
             print(f"({key}) {name}: no runs yet")
             continue
-        table.to_csv(args.out / f"{name}.csv", index=False, float_format="%.4f")
+        if key != "c":          # (c)'s CSV is the summary's own, written with its .md
+            table.to_csv(args.out / f"{name}.csv", index=False, float_format="%.4f")
         print(f"({key}) {name} -> {args.out / (name + '.csv')}\n"
               f"{table.to_string(index=False, float_format=lambda v: f'{v:.3f}')}\n")
 
