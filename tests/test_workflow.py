@@ -432,7 +432,7 @@ def test_slurm_profile_resolves_the_dag(tmp_path):
 
 
 @pytest.mark.parametrize("configfile", ["config/config.yaml", "config/workstation.yaml",
-                                        "config/paper.yaml"])
+                                        "config/paper.yaml", "config/reproduce.yaml"])
 def test_every_scale_validates_and_resolves_the_dag(tmp_path, configfile):
     work = copy_workflow(tmp_path)
     proc = snakemake(work, "-n", "results/summary.md", "--configfile", configfile, check=False)
