@@ -268,10 +268,11 @@ def cmd_table1(args: argparse.Namespace) -> None:
 
     runs: dict[str, dict[int, Path]] = {}
     for label, seed, path in args.run:
-        if _seed(seed, label) in runs.setdefault(label, {}):
+        seeds, seed = runs.setdefault(label, {}), _seed(seed, label)
+        if seed in seeds:
             raise SystemExit(f"macaw table1: --run {label!r} seed {seed} given twice "
-                             f"({runs[label][int(seed)]}, {path})")
-        runs[label][int(seed)] = Path(path)
+                             f"({seeds[seed]}, {path})")
+        seeds[seed] = Path(path)
     runs = {label: list(seeds.values()) for label, seeds in runs.items()}
     print(online_table(runs, args.csv, args.md).to_string(index=False))
 

@@ -434,16 +434,13 @@ def _meta_train_locked(cfg: MetaTrainConfig, train_buffers: list[Path],
 
     def save(step: int) -> None:
         with timed("checkpoints"):
-            _save(step)
-
-    def _save(step: int) -> None:
-        _check_finite_parameters(model, run_dir, step, last_saved["step"])
-        last_saved["step"] = step
-        checkpoint.save({"step": step, "model": model.state_dict(),
-                         "optimizers": {k: o.state_dict() for k, o in optimizers.items()},
-                         "rng": Checkpoint.rng_states(*generators), "eval_rows": rows,
-                         "train_rows": train_rows})
-        write_csvs()
+            _check_finite_parameters(model, run_dir, step, last_saved["step"])
+            last_saved["step"] = step
+            checkpoint.save({"step": step, "model": model.state_dict(),
+                             "optimizers": {k: o.state_dict() for k, o in optimizers.items()},
+                             "rng": Checkpoint.rng_states(*generators), "eval_rows": rows,
+                             "train_rows": train_rows})
+            write_csvs()
 
     def write_csvs() -> None:
         write_csv(eval_path, columns, rows, EVAL_FORMATS)

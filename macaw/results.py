@@ -130,6 +130,11 @@ def missing_family(result: Result, families) -> str:
     return f"one of {', '.join(result.families)}"
 
 
+def config_window(config: dict) -> str:
+    """The adaptation window a workflow config's runs use unless named (``inner_window``)."""
+    return config["meta_training"]["params"].get("inner_window", "all")
+
+
 def window_run(method: str, window: str, default_window: str) -> str:
     """The run directory's method for adaptation ``window``: the plain run where the config's
     adaptation window already is that one, else ``{method}-{window}``."""
@@ -204,8 +209,7 @@ def dvc_plots() -> list[dict]:
 def run_paths(result: Result, config: dict) -> list[str]:
     """``family/split/run_method`` of every run of ``result`` under a workflow config (a
     parsed ``config/*.yaml``), each once, in figure order."""
-    default_window = config["meta_training"]["params"].get("inner_window", "all")
-    found = runs(result, config["families"], lambda family, split: 0, default_window)
+    found = runs(result, config["families"], lambda family, split: 0, config_window(config))
     return list(dict.fromkeys(f"{r.family}/{r.split}/{r.run_method}" for r in found))
 
 

@@ -228,7 +228,7 @@ class MACAW(nn.Module):
 
     def inner_lrs(self, which: str) -> dict[str, torch.Tensor]:
         rho = self.value_rho if which == "value" else self.policy_rho
-        return {k.replace(":", "."): nn.functional.softplus(v) for k, v in rho.items()}
+        return {k: nn.functional.softplus(v) for k, v in plain_params(rho).items()}
 
     def optimizers(self) -> dict[str, torch.optim.Optimizer]:
         # lambda's logit trains with the inner rates, as the authors' own Adam at lrlr does.
@@ -380,17 +380,15 @@ def meta_loss(model: MACAW, batch: MetaBatch) -> tuple[torch.Tensor, torch.Tenso
     return lv.sum(), lp.sum()
 
 
-def held_out_value_losses(model: MACAW, batch: MetaBatch, adapted: Adapted | None = None,
+def held_out_value_losses(model: MACAW, batch: MetaBatch, adapted: Adapted | None,
                           ) -> tuple[float, float]:
     """Diagnostic: the mean over tasks of the value loss on the outer (held-out) transitions
     before and after the inner step, both against the same target (the outer value target).
-    ``adapted``: the inner loop's result on ``batch.inner``, when the caller has it."""
+    ``adapted``: the inner loop's result on ``batch.inner`` (None for Meta-BC, which has no
+    value: NaN)."""
     cfg = model.cfg
     if cfg.behaviour_cloning:
         return math.nan, math.nan
-    if adapted is None:
-        with torch.enable_grad():
-            adapted = adapt(model, batch.inner, cfg.inner_steps)
     with torch.no_grad():
         target = _targets(cfg, batch.outer, adapted.value_target)
         before = value_loss(value_forward(model.value_net.weights(model.params("value")),
@@ -405,7 +403,7 @@ def effective_sample_size(weights: torch.Tensor) -> torch.Tensor:
     return weights.sum(-1) ** 2 / (weights ** 2).sum(-1) / weights.shape[-1]
 
 
-def advantage_weight_summary(model: MACAW, batch: MetaBatch, adapted: Adapted | None = None,
+def advantage_weight_summary(model: MACAW, batch: MetaBatch, adapted: Adapted | None,
                              ) -> dict[str, float]:
     """Diagnostic: does the value carry signal into AWR's weights? The mean over tasks of the
     variance of the outer value target (the scale that the held-out value loss is measured
@@ -416,9 +414,6 @@ def advantage_weight_summary(model: MACAW, batch: MetaBatch, adapted: Adapted | 
     if cfg.behaviour_cloning:
         return {"heldout_target_var": math.nan, "inner_weight_ess": math.nan,
                 "outer_weight_ess": math.nan}
-    if adapted is None:
-        with torch.enable_grad():
-            adapted = adapt(model, batch.inner, cfg.inner_steps)
     with torch.no_grad():
         target = _targets(cfg, batch.outer, adapted.value_target)
         # both policy losses weigh by the adapted value's advantages (Algorithm 1)

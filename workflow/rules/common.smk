@@ -9,6 +9,7 @@ from macaw.algos.registry import labels as method_labels, run_method_pattern
 from macaw.results import (
     RESULTS,
     common_test_tasks,
+    config_window,
     families_drawn,
     get_result,
     missing_family,
@@ -149,19 +150,24 @@ def meta_train_params(family, run_method):
     level deep: e.g. the walker's MT+FT value rate, paper Table 3), then
     meta_training.method_params[method] (e.g. fewer steps for the costliest methods)."""
     method, _, window = run_method.partition("-")
-    params = {
-        k: dict(v) if isinstance(v, dict) else v
-        for k, v in config["meta_training"]["params"].items()
-    }
-    for overrides in (
+    params = merge_params(
+        config["meta_training"]["params"],
         config["meta_training"].get("family_params", {}).get(family, {}),
         config["meta_training"].get("method_params", {}).get(method, {}),
-    ):
-        for key, value in overrides.items():
-            params[key] = {**params.get(key, {}), **value} if isinstance(value, dict) else value
+    )
     if window:
         params["inner_window"] = window
     return method, params
+
+
+def merge_params(params, *overrides):
+    """A copy of `params` with each of `overrides` merged over it in turn, a section (a
+    mapping: `macaw`, `mt_ft`, ...) key by key, one level deep."""
+    out = {k: dict(v) if isinstance(v, dict) else v for k, v in params.items()}
+    for override in overrides:
+        for key, value in override.items():
+            out[key] = {**out.get(key, {}), **value} if isinstance(value, dict) else value
+    return out
 
 
 def target_family_missing(target):
@@ -199,14 +205,13 @@ def needs_family(target, files):
 def figure_runs(figure):
     """(panel, label, family, split, run_method) of every curve in a figure (its entry in
     macaw/results.py); none when the config does not build the figure's family."""
-    default_window = config["meta_training"]["params"].get("inner_window", "all")
     return [
         (r.panel, METHOD_LABELS[r.method], r.family, r.split, r.run_method)
         for r in result_runs(
             get_result(figure),
             config["families"],
             lambda family, split: len(split_tasks(family, split)["train"]),
-            default_window,
+            config_window(config),
         )
     ]
 
@@ -323,13 +328,10 @@ def study_run_spec(study, split, name, seed):
         raise ValueError(f"config: studies.{study} has no run {name!r} on split {split!r}")
     family = spec["family"]
     method, params = meta_train_params(family, run["method"])
-    for overrides in (spec.get("params", {}), run.get("params", {})):
-        for key, value in overrides.items():
-            params[key] = {**params.get(key, {}), **value} if isinstance(value, dict) else value
     return (
         family,
         method,
-        params,
+        merge_params(params, spec.get("params", {}), run.get("params", {})),
         run.get("memorisation_check", False),
         run.get("test_time_steps", []),
     )
