@@ -8,6 +8,9 @@ files:
     docs/results/fidelity/ablation.{csv,md,json}   each authors'-code detail switched back
                                                    off, final score at 3000 steps
     docs/results/fidelity/diagnostics.{csv,pdf}    adaptation gain, rates, lambda, value loss
+    docs/results/fidelity/settled.{csv,md}         per method and run length (every 1000
+                                                   steps): did the last quarter move the IQM
+                                                   by less than its CI half-width?
     docs/results/fidelity/runs/…                   every run's eval.csv, train.csv, config.yaml
 
 Usage: python benchmarks/fidelity_report.py [--study results/studies/fidelity/standard]
@@ -29,7 +32,7 @@ import pandas as pd
 from macaw.algos.registry import labels
 from macaw.plotting.curves import RunCurve, plot_curves
 from macaw.plotting.diagnostics import DiagnosticRun, plot_diagnostics
-from macaw.stats import SummaryRun, write_summary
+from macaw.stats import SummaryRun, learning_settled, write_summary
 
 VARIANTS = {
     "macaw": "MACAW",                                   # all authors' details (the default)
@@ -51,6 +54,29 @@ def truncated(eval_csv: Path, steps: int, out: Path) -> Path:
     out.parent.mkdir(parents=True, exist_ok=True)
     df[df.step <= steps].to_csv(out, index=False)
     return out
+
+
+def write_settled(main_runs: list[tuple[str, str, int]], study: Path, out: Path,
+                  every: int) -> None:
+    """settled.csv / .md: :func:`macaw.stats.learning_settled` at every multiple of ``every``
+    meta-steps that every run reached."""
+    runs = [SummaryRun("cheetah-vel", "standard", label, seed, study / name / f"seed{seed}" /
+                       "eval.csv") for label, name, seed in main_runs]
+    reached = min(pd.read_csv(r.path).step.max() for r in runs)
+    table = learning_settled(runs, list(range(every, reached + 1, every)), last=3, reps=5000)
+    table.to_csv(out / "settled.csv", index=False, float_format="%.4f")
+    lines = ["| method | steps | IQM [95 % CI] | IQM at 3/4 of the steps | last quarter moved | "
+             "CI half-width | settled |", "|---|---:|---:|---:|---:|---:|---|"]
+    lines += [f"| {r.method} | {r.steps} | {r.iqm:.1f} [{r.iqm_low:.1f}, {r.iqm_high:.1f}] | "
+              f"{r.iqm_three_quarters:.1f} ({r.steps_three_quarters}) | {r.moved:+.1f} | "
+              f"{r.half_width:.1f} | {'yes' if r.settled else 'no'} |"
+              for r in table.itertuples()]
+    (out / "settled.md").write_text(
+        "\n".join(lines) + "\n\nFinal score: the mean return over a run's last 3 evaluations "
+        "up to the step; IQM over seeds x test tasks with a 95 % stratified-bootstrap CI (5000 "
+        "resamples, rliable). Settled: the last quarter of the run moved the IQM by less than "
+        "the CI's half-width.\n")
+    print((out / "settled.md").read_text())
 
 
 def main() -> None:
@@ -88,6 +114,7 @@ def main() -> None:
             study / name / f"seed{seed}" / "eval.csv", steps,
             out / f"runs_{steps}" / name / f"seed{seed}.csv")) for label, name, seed in main_runs],
             out / f"summary_{steps}.csv", out / f"summary_{steps}.md", last=3, reps=5000)
+    write_settled(main_runs, study, out, every=1000)
     plot_diagnostics([DiagnosticRun(label, seed, study / name / f"seed{seed}")
                       for label, name, seed in main_runs], out / "diagnostics.pdf",
                      out / "diagnostics.csv", title="cheetah-vel standard")

@@ -47,12 +47,19 @@ class SummaryRun:
     path: Path
 
 
-def final_scores(path: Path, last: int) -> pd.DataFrame:
+def final_scores(path: Path, last: int, up_to: int | None = None) -> pd.DataFrame:
     """``task_id, score, gain, unadapted, untrained, meta_adds``: per test task, over the
     run's last ``last`` evaluations, the mean return, adaptation gain and unadapted return;
     ``untrained`` is the step-0 evaluation's mean (adapted) return and ``meta_adds`` the score
-    minus it (NaN without a step-0 evaluation or an ``unadapted_return`` column)."""
+    minus it (NaN without a step-0 evaluation or an ``unadapted_return`` column). With
+    ``up_to``, the run as if it had stopped at that meta-step (its evaluations up to there;
+    a run that did not reach it is refused)."""
     df = read_eval_csv(path)
+    if up_to is not None:
+        if df.step.max() < up_to:
+            raise ValueError(f"{path}: the run's last evaluation is at step "
+                             f"{df.step.max()}, before step {up_to}")
+        df = df[df.step <= up_to]
     tail = last_evaluations(df, last)
     unadapted = tail["unadapted_return"] if "unadapted_return" in tail \
         else pd.Series(np.nan, index=tail.index)
@@ -82,9 +89,11 @@ def last_evaluations(df: pd.DataFrame, last: int) -> pd.DataFrame:
     return df[df.step.isin(sorted(df.step.unique())[-last:])]
 
 
-def score_matrix(runs: list[SummaryRun], column: str, last: int) -> np.ndarray:
-    """``(seeds, test tasks)`` matrix of one method's final ``column`` (runs share tasks)."""
-    frames = [final_scores(r.path, last).set_index("task_id")[column] for r in runs]
+def score_matrix(runs: list[SummaryRun], column: str, last: int,
+                 up_to: int | None = None) -> np.ndarray:
+    """``(seeds, test tasks)`` matrix of one method's final ``column`` (runs share tasks),
+    of the runs cut at meta-step ``up_to`` when it is given."""
+    frames = [final_scores(r.path, last, up_to).set_index("task_id")[column] for r in runs]
     tasks = sorted(set(frames[0].index))
     for run, frame in zip(runs, frames):
         if sorted(frame.index) != tasks:
@@ -179,6 +188,34 @@ def summary_table(runs: list[SummaryRun], last: int = 3, reps: int = 2000,
                 row.update(p_macaw_better=float(np.squeeze(p_point[lab])), p_low=float(low),
                            p_high=float(high))
             rows.append({**row, **verdict})
+    return pd.DataFrame(rows)
+
+
+def learning_settled(runs: list[SummaryRun], lengths: list[int], last: int = 3,
+                     reps: int = 2000, seed: int = 0) -> pd.DataFrame:
+    """Has each method's learning curve flattened by a run length? Per (family, split,
+    method) and length ``s`` in ``lengths``: the final-score IQM of its runs cut at ``s``, with
+    its 95 % CI (as :func:`summary_table`), the IQM of the same runs cut at three quarters of
+    ``s``, ``moved`` (the first minus the second) and ``settled``: the last quarter of the run
+    moved the IQM by less than the half-width of its CI at ``s``. The first settled length is
+    a run length at which the method's comparison no longer depends on where it stops."""
+    from rliable import metrics
+
+    rows = []
+    for key in dict.fromkeys((r.family, r.split, r.label) for r in runs):
+        group = sorted((r for r in runs if (r.family, r.split, r.label) == key),
+                       key=lambda r: r.seed)
+        for s in lengths:
+            at_s = score_matrix(group, "score", last, up_to=s)
+            at_three_quarters = score_matrix(group, "score", last, up_to=int(0.75 * s))
+            iqm, low, high = _estimates({"m": at_s}, metrics.aggregate_iqm, reps, seed)["m"]
+            before = float(metrics.aggregate_iqm(at_three_quarters))
+            rows.append({"family": key[0], "split": key[1], "method": key[2],
+                         "seeds": len(group), "steps": s, "iqm": iqm, "iqm_low": low,
+                         "iqm_high": high, "half_width": (high - low) / 2,
+                         "steps_three_quarters": int(0.75 * s),
+                         "iqm_three_quarters": before, "moved": iqm - before,
+                         "settled": bool(abs(iqm - before) < (high - low) / 2)})
     return pd.DataFrame(rows)
 
 

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from macaw.stats import SummaryRun, final_scores, summary_table, write_summary
+from macaw.stats import SummaryRun, final_scores, learning_settled, summary_table, write_summary
 
 
 def _eval_csv(path, scores_by_step: dict[int, dict[int, float]], gain: float = 0.0):
@@ -53,6 +53,28 @@ def test_summary_iqm_mean_and_probability_of_improvement(tmp_path):
     import json
     metrics = json.loads((tmp_path / "s.json").read_text())
     assert metrics["cv"]["standard"]["MT+FT"]["p_macaw_better"] == pytest.approx(1.0)
+
+
+def test_learning_settles_where_the_last_quarter_moves_the_iqm_less_than_its_ci(tmp_path):
+    """Curves that rise by 0.1 per meta-step until step 1000, then stay flat, evaluated every
+    100 steps, with a per-(seed, task) offset: cut at s, a run's final score (the mean of its
+    evaluations at s - 200, s - 100 and s) is 0.1 (s - 100) + offset while it rises, so the
+    last quarter moves the IQM by exactly 0.1 s / 4 there, and by 0 once both cuts are flat."""
+    runs = []
+    for seed in range(3):
+        curve = {step: {t: 0.1 * min(step, 1000) + 7.0 * t + seed for t in range(1, 5)}
+                 for step in range(0, 4001, 100)}
+        runs.append(SummaryRun("cv", "standard", "MACAW", seed,
+                               _eval_csv(tmp_path / f"m{seed}.csv", curve)))
+    table = learning_settled(runs, [800, 2000, 4000], last=3, reps=300).set_index("steps")
+    assert table.loc[800, "moved"] == pytest.approx(0.1 * 800 / 4)
+    assert table.loc[800, "steps_three_quarters"] == 600
+    assert table.loc[2000, "moved"] == pytest.approx(0.0, abs=1e-9)
+    assert table.loc[4000, "iqm"] == pytest.approx(table.loc[2000, "iqm"])
+    assert 0 < table.loc[800, "half_width"] < table.loc[800, "moved"]   # the rise is beyond it
+    assert table.settled.tolist() == [False, True, True]
+    with pytest.raises(ValueError, match="m0.csv: the run's last evaluation is at step 4000"):
+        learning_settled(runs, [5000], reps=50)
 
 
 def test_runs_on_different_test_tasks_are_refused(tmp_path):
