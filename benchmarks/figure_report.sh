@@ -76,7 +76,10 @@ summarise)
                "$OUT/runs/$family/$split/$method/$seed/eval.csv")
     done < <(run_dirs "$OUT/runs")
     (( ${#args[@]} )) || { echo "no runs of $figure under $OUT/runs" >&2; exit 1; }
-    macaw summary "${args[@]}" --last 3 --csv "$OUT/summary.csv" --md "$OUT/summary.md"
+    common=()    # Fig. 4 right: its sparse splits again, on the test tasks they all share
+    [[ $figure != fig4_right ]] || common=(--common-splits sparse20 sparse10 sparse5 sparse3)
+    macaw summary "${args[@]}" "${common[@]}" --last 3 --csv "$OUT/summary.csv" \
+        --md "$OUT/summary.md"
     ;;
 *)
     echo "usage: $0 build|collect|summarise FIGURE [snakemake args]" >&2

@@ -223,10 +223,22 @@ def cmd_plot_diagnostics(args: argparse.Namespace) -> None:
 
 
 def cmd_summary(args: argparse.Namespace) -> None:
-    from macaw.stats import SummaryRun, write_summary
+    from macaw.stats import SummaryRun, read_eval_csv, write_summary
 
     runs = [SummaryRun(family, split, label, _seed(seed, label), Path(path))
             for family, split, label, seed, path in args.run]
+    if args.common_tasks and not args.common_splits:
+        raise ValueError("summary: --common-tasks needs --common-splits (the splits to "
+                         "summarise again on those test tasks)")
+    if args.common_splits:      # Fig. 4 right: the same targets at every number of tasks
+        again = [r for r in runs if r.split in args.common_splits]
+        if not again:
+            raise ValueError(f"summary: no --run of the splits {args.common_splits} "
+                             "(--common-splits)")
+        common = frozenset(args.common_tasks or set.intersection(
+            *(set(read_eval_csv(r.path).task_id) for r in again)))
+        runs += [SummaryRun(r.family, f"{r.split}, common test tasks", r.label, r.seed,
+                            r.path, common) for r in again]
     write_summary(runs, args.csv, args.md, last=args.last, reps=args.reps)
 
 
@@ -557,6 +569,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--last", type=int, default=3,
                    help="final score = mean over this many last evaluations (default 3)")
     p.add_argument("--reps", type=int, default=2000, help="bootstrap resamples (default 2000)")
+    p.add_argument("--common-tasks", type=int, nargs="+", metavar="ID",
+                   help="the test tasks of --common-splits (default: those all their runs "
+                   "share)")
+    p.add_argument("--common-splits", nargs="+", default=[], metavar="SPLIT",
+                   help="also summarise these splits' runs on their common test tasks only, "
+                   "as the split 'SPLIT, common test tasks' (Fig. 4 right: the test tasks "
+                   "every sparse split shares, so every point averages the same targets)")
     p.add_argument("--csv", type=Path, required=True)
     p.add_argument("--md", type=Path, required=True)
     p.set_defaults(func=cmd_summary)

@@ -38,23 +38,31 @@ REFERENCE = "MACAW"
 
 @dataclass(frozen=True)
 class SummaryRun:
-    """One run's eval.csv, under its family, split, method label and seed."""
+    """One run's eval.csv, under its family, split, method label and seed; with ``tasks``,
+    only its evaluations on those test tasks (e.g. the test tasks every sparse split shares)."""
 
     family: str
     split: str
     label: str
     seed: int
     path: Path
+    tasks: frozenset[int] | None = None
 
 
-def final_scores(path: Path, last: int, up_to: int | None = None) -> pd.DataFrame:
+def final_scores(path: Path, last: int, up_to: int | None = None,
+                 tasks: frozenset[int] | None = None) -> pd.DataFrame:
     """``task_id, score, gain, unadapted, untrained, meta_adds``: per test task, over the
     run's last ``last`` evaluations, the mean return, adaptation gain and unadapted return;
     ``untrained`` is the step-0 evaluation's mean (adapted) return and ``meta_adds`` the score
     minus it (NaN without a step-0 evaluation or an ``unadapted_return`` column). With
     ``up_to``, the run as if it had stopped at that meta-step (its evaluations up to there;
-    a run that did not reach it is refused)."""
+    a run that did not reach it is refused). With ``tasks``, only those test tasks (every
+    one must be in the run)."""
     df = read_eval_csv(path)
+    if tasks is not None:
+        if missing := set(tasks) - set(df.task_id):
+            raise ValueError(f"{path}: no evaluation of test task(s) {sorted(missing)}")
+        df = df[df.task_id.isin(tasks)]
     if up_to is not None:
         if df.step.max() < up_to:
             raise ValueError(f"{path}: the run's last evaluation is at step "
@@ -93,7 +101,8 @@ def score_matrix(runs: list[SummaryRun], column: str, last: int,
                  up_to: int | None = None) -> np.ndarray:
     """``(seeds, test tasks)`` matrix of one method's final ``column`` (runs share tasks),
     of the runs cut at meta-step ``up_to`` when it is given."""
-    frames = [final_scores(r.path, last, up_to).set_index("task_id")[column] for r in runs]
+    frames = [final_scores(r.path, last, up_to, r.tasks).set_index("task_id")[column]
+              for r in runs]
     tasks = sorted(set(frames[0].index))
     for run, frame in zip(runs, frames):
         if sorted(frame.index) != tasks:

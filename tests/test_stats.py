@@ -77,6 +77,43 @@ def test_learning_settles_where_the_last_quarter_moves_the_iqm_less_than_its_ci(
         learning_settled(runs, [5000], reps=50)
 
 
+def test_summary_scores_fig4_right_again_on_the_common_test_tasks(tmp_path, capsys):
+    """`macaw summary --common-tasks 1 3 --common-splits sparse3` adds the split "sparse3,
+    common test tasks": the same runs, scored on tasks 1 and 3 only (by hand: task 2 is the
+    one MACAW loses), and leaves the full-test-set rows as they were."""
+    import pandas as pd
+
+    from macaw.cli import main
+
+    args = []
+    for seed in range(2):
+        m = _eval_csv(tmp_path / f"m{seed}.csv", {5: {1: -10.0, 2: -90.0, 3: -20.0 - seed}})
+        b = _eval_csv(tmp_path / f"b{seed}.csv", {5: {1: -30.0, 2: -10.0, 3: -40.0}})
+        args += ["--run", "cv", "sparse3", "MACAW", str(seed), str(m),
+                 "--run", "cv", "sparse3", "MT+FT", str(seed), str(b)]
+    out = tmp_path / "s.csv"
+    main(["summary", *args, "--last", "1", "--reps", "200", "--csv", str(out),
+          "--md", str(tmp_path / "s.md"), "--common-tasks", "1", "3",
+          "--common-splits", "sparse3"])
+    table = pd.read_csv(out).set_index(["split", "method"])
+    assert table.loc[("sparse3", "MACAW"), "mean"] == pytest.approx((-10 - 90 - 20.5) / 3)
+    assert table.loc[("sparse3, common test tasks", "MACAW"), "mean"] == pytest.approx(-15.25)
+    assert table.loc[("sparse3, common test tasks", "MT+FT"), "p_macaw_better"] == 1.0
+    assert table.loc[("sparse3", "MT+FT"), "p_macaw_better"] == pytest.approx(2 / 3, abs=1e-4)
+    main(["summary", *args, "--last", "1", "--reps", "200", "--csv", str(out),
+          "--md", str(tmp_path / "s.md"), "--common-splits", "sparse3"])   # tasks they share
+    table = pd.read_csv(out).set_index(["split", "method"])
+    assert table.loc[("sparse3, common test tasks", "MACAW"), "mean"] == \
+        table.loc[("sparse3", "MACAW"), "mean"]
+    for extra, error in ((["--common-tasks", "4", "--common-splits", "sparse3"],
+                          "m0.csv: no evaluation of test task(s) [4]"),
+                         (["--common-tasks", "1"], "--common-tasks needs --common-splits"),
+                         (["--common-splits", "sparse5"], "no --run of the splits")):
+        assert main(["summary", *args, "--csv", str(out), "--md", str(tmp_path / "s.md"),
+                     *extra]) == 2
+        assert error in capsys.readouterr().err
+
+
 def test_runs_on_different_test_tasks_are_refused(tmp_path):
     a = _eval_csv(tmp_path / "a.csv", {1: {1: -1.0, 2: -2.0}})
     b = _eval_csv(tmp_path / "b.csv", {1: {1: -1.0, 3: -2.0}})

@@ -253,6 +253,16 @@ def summary_run_args():
     )
 
 
+def summary_common_args():
+    """The summary's --common-tasks / --common-splits: Fig. 4 right's sparse splits again, on
+    the test tasks they all share (nothing when the config builds no sparse split)."""
+    tasks = sparsity_common_tasks()
+    if not tasks or not RESULTS["fig4_right"].summary:
+        return ""
+    splits = sorted({s for _, _, _, s, _ in figure_runs("fig4_right") if s.startswith("sparse")})
+    return f"--common-tasks {' '.join(map(str, tasks))} --common-splits {' '.join(splits)}"
+
+
 def run_seeds(run_method):
     """Seeds of a run's method: meta_training.method_seeds[method], else meta_training.seeds
     (the costliest runs may use fewer seeds; docs/usage.md "Scales" says which)."""

@@ -132,8 +132,9 @@ rule summary:
         runs=summary_run_args(),
         last=config["meta_training"].get("final_evals", 3),
         reps=config["meta_training"].get("bootstrap_reps", 2000),
+        common=summary_common_args(),
     shell:
-        "macaw summary {params.runs} --last {params.last} --reps {params.reps}"
+        "macaw summary {params.runs} {params.common} --last {params.last} --reps {params.reps}"
         " --csv {output.csv} --md {output.md} 2>&1 | tee {log}"
 
 
