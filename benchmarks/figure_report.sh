@@ -77,7 +77,8 @@ summarise)
     done < <(run_dirs "$OUT/runs")
     (( ${#args[@]} )) || { echo "no runs of $figure under $OUT/runs" >&2; exit 1; }
     common=()    # Fig. 4 right: its sparse splits again, on the test tasks they all share
-    [[ $figure != fig4_right ]] || common=(--common-splits sparse20 sparse10 sparse5 sparse3)
+    [[ $figure != fig4_right ]] ||
+        read -ra common < <(echo --common-splits $(runs | cut -d/ -f2 | grep '^sparse' | sort -u))
     macaw summary "${args[@]}" "${common[@]}" --last 3 --csv "$OUT/summary.csv" \
         --md "$OUT/summary.md"
     ;;

@@ -181,17 +181,23 @@ def runs(result: Result, families: dict, n_train_tasks: Callable[[str, str], int
     return out
 
 
+def sparse_splits(result: Result, families: dict) -> list[str]:
+    """The sparse splits of a sparsity result that the config builds (Fig. 4 right's second
+    task set is the test tasks they share); none for another kind of result or family."""
+    if result.kind != "sparsity" or missing_family(result, families):
+        return []
+    family = families_drawn(result, families)[0]
+    return [s for s in result.splits if s.startswith("sparse") and s in families[family]["splits"]]
+
+
 def common_test_tasks(result: Result, families: dict,
                       test_tasks: Callable[[str, str], list[int]]) -> list[int]:
     """The test tasks that every sparse split of a sparsity result shares (Fig. 4 right's
     second task set); none when the config builds no sparse split of its family."""
-    if result.kind != "sparsity" or missing_family(result, families):
-        return []
-    family = families_drawn(result, families)[0]
-    splits = [s for s in result.splits
-              if s.startswith("sparse") and s in families[family]["splits"]]
+    splits = sparse_splits(result, families)
     if not splits:
         return []
+    family = families_drawn(result, families)[0]
     return sorted(set.intersection(*(set(test_tasks(family, s)) for s in splits)))
 
 

@@ -215,14 +215,15 @@ def learning_settled(runs: list[SummaryRun], lengths: list[int], last: int = 3,
         group = sorted((r for r in runs if (r.family, r.split, r.label) == key),
                        key=lambda r: r.seed)
         for s in lengths:
+            quarter_back = int(0.75 * s)
             at_s = score_matrix(group, "score", last, up_to=s)
-            at_three_quarters = score_matrix(group, "score", last, up_to=int(0.75 * s))
+            at_three_quarters = score_matrix(group, "score", last, up_to=quarter_back)
             iqm, low, high = _estimates({"m": at_s}, metrics.aggregate_iqm, reps, seed)["m"]
             before = float(metrics.aggregate_iqm(at_three_quarters))
             rows.append({"family": key[0], "split": key[1], "method": key[2],
                          "seeds": len(group), "steps": s, "iqm": iqm, "iqm_low": low,
                          "iqm_high": high, "half_width": (high - low) / 2,
-                         "steps_three_quarters": int(0.75 * s),
+                         "steps_three_quarters": quarter_back,
                          "iqm_three_quarters": before, "moved": iqm - before,
                          "settled": bool(abs(iqm - before) < (high - low) / 2)})
     return pd.DataFrame(rows)

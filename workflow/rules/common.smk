@@ -13,6 +13,7 @@ from macaw.results import (
     families_drawn,
     get_result,
     missing_family,
+    sparse_splits,
     of_kind,
     runs as result_runs,
 )
@@ -259,7 +260,7 @@ def summary_common_args():
     tasks = sparsity_common_tasks()
     if not tasks or not RESULTS["fig4_right"].summary:
         return ""
-    splits = sorted({s for _, _, _, s, _ in figure_runs("fig4_right") if s.startswith("sparse")})
+    splits = sparse_splits(get_result("fig4_right"), config["families"])
     return f"--common-tasks {' '.join(map(str, tasks))} --common-splits {' '.join(splits)}"
 
 
